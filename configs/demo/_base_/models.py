@@ -1,0 +1,56 @@
+# The demo's detectors: RetinaNet like mmdet's, sized for a CPU and 128x128
+# images. `_scope_='mmdet'` lets MMRazor's distillers (built in the mmrazor
+# scope) build them too.
+_num_classes = 5
+
+
+def _retinanet(depth, base_channels, fpn_channels, head_convs):
+    return dict(
+        _scope_='mmdet',
+        type='RetinaNet',
+        data_preprocessor=dict(
+            type='DetDataPreprocessor',
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            bgr_to_rgb=True,
+            pad_size_divisor=32),
+        backbone=dict(
+            type='ResNet', depth=depth, base_channels=base_channels,
+            num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=-1,
+            norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
+            style='pytorch', init_cfg=None),
+        neck=dict(
+            type='FPN',
+            in_channels=[base_channels * m *
+                         (4 if depth >= 50 else 1) for m in (1, 2, 4, 8)],
+            out_channels=fpn_channels, start_level=1,
+            add_extra_convs='on_input', num_outs=5),
+        bbox_head=dict(
+            type='RetinaHead', num_classes=_num_classes,
+            in_channels=fpn_channels, stacked_convs=head_convs,
+            feat_channels=fpn_channels,
+            anchor_generator=dict(
+                type='AnchorGenerator',
+                # Anchors of 16 px at stride 8: the data has objects of 8 px.
+                octave_base_scale=2, scales_per_octave=3,
+                ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128]),
+            bbox_coder=dict(type='DeltaXYWHBBoxCoder',
+                            target_means=[.0, .0, .0, .0],
+                            target_stds=[1.0, 1.0, 1.0, 1.0]),
+            loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0,
+                          alpha=0.25, loss_weight=1.0),
+            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+        train_cfg=dict(
+            assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5,
+                          neg_iou_thr=0.4, min_pos_iou=0, ignore_iof_thr=-1),
+            sampler=dict(type='PseudoSampler'),
+            allowed_border=-1, pos_weight=-1, debug=False),
+        test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05,
+                      nms=dict(type='nms', iou_threshold=0.5),
+                      max_per_img=100))
+
+
+teacher = _retinanet(depth=18, base_channels=64, fpn_channels=128,
+                     head_convs=2)
+student = _retinanet(depth=18, base_channels=16, fpn_channels=32,
+                     head_convs=2)

@@ -1,0 +1,210 @@
+"""Everything mmkd patches in third-party code, in one place.
+
+``apply()`` runs once on ``import mmkd``. Each patch is guarded by the
+version that needs it and says why. Nothing here unpickles arbitrary objects.
+
+1. MMRazor 1.0.0 on torch >= 2.1: ``import mmrazor.models`` dies in
+   ``mmrazor.structures.quantization`` (module-level use of torch.ao helpers
+   that torch removed: ``reverse2``, ``reverse_sequential_wrapper2``...).
+   Distillation never touches it, so that package is replaced by a stub whose
+   every name raises :class:`QuantizationUnavailable` with the reason.
+2. MMRazor imports ``joblib`` (predictor handlers) without declaring it: a
+   missing joblib fails with an install hint instead of deep in mmrazor.
+3. MMEngine 0.10.7 calls ``torch.load`` without ``weights_only``; torch >= 2.6
+   defaults to ``weights_only=True`` and then refuses MMEngine's own
+   checkpoint contents (``HistoryBuffer``, numpy arrays). We allow-list
+   exactly those, keep ``weights_only=True`` on every load path (and pass it
+   explicitly on torch < 2.6, where the default would unpickle anything), and
+   turn torch's refusal into an error that names the file and the global.
+4. MMRazor 1.0.0 loads ``teacher_ckpt`` with ``strict=False``: a checkpoint
+   of another architecture leaves a random teacher. The teacher is loaded
+   with :func:`mmkd.checkpoint.load_state_strict` instead.
+"""
+import importlib
+import importlib.util
+import pickle
+import sys
+import types
+from typing import Callable, List
+
+import torch
+from packaging.version import Version
+
+TORCH = Version(torch.__version__.split('+')[0])
+_applied = False
+
+
+def _installed_version(package: str) -> Version:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return Version(version(package))
+    except PackageNotFoundError:
+        return Version('0')
+
+
+# --- 1. MMRazor quantization on torch >= 2.1 --------------------------------
+class QuantizationUnavailable(RuntimeError):
+    """Raised by any use of MMRazor's quantization under mmkd's stub."""
+
+
+QUANT_REASON = (
+    'MMRazor 1.0.0 quantization ({name}) is unavailable on torch {torch}: its '
+    'mmrazor.structures.quantization package uses torch.ao helpers that '
+    'torch removed, so mmkd replaces it with this stub (distillation does '
+    'not need it). For quantization use a separate environment with '
+    'torch==1.13 and mmrazor 1.0.0.')
+
+
+class _Unavailable:
+    """Stands for one quantization name; using it raises with the reason."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def _raise(self, *args, **kwargs):
+        raise QuantizationUnavailable(
+            QUANT_REASON.format(name=self._name, torch=torch.__version__))
+
+    __call__ = __getitem__ = _raise
+
+    def __getattr__(self, attr):
+        if attr.startswith('__'):
+            raise AttributeError(attr)
+        self._raise()
+
+    def __repr__(self) -> str:
+        return f'<unavailable mmrazor quantization: {self._name}>'
+
+
+def _mmrazor_quantization_broken() -> bool:
+    return (_installed_version('mmrazor') <= Version('1.0.0') and
+            TORCH >= Version('2.1'))
+
+
+def stub_mmrazor_quantization() -> bool:
+    name = 'mmrazor.structures.quantization'
+    if name in sys.modules or not _mmrazor_quantization_broken():
+        return False
+    stub = types.ModuleType(name, QUANT_REASON.split(':')[0] + ' (stub)')
+    stub.__path__ = []  # a package: submodule imports fail cleanly
+    stub.__all__ = []   # `from .quantization import *` adds nothing
+    stub.__getattr__ = lambda attr: (_ for _ in ()).throw(
+        AttributeError(attr)) if attr.startswith('__') else _Unavailable(attr)
+    sys.modules[name] = stub
+    return True
+
+
+# --- 2. joblib ---------------------------------------------------------------
+def check_joblib() -> None:
+    if importlib.util.find_spec('joblib') is None:
+        raise ImportError(
+            'mmrazor needs joblib but does not declare it: '
+            'pip install joblib==1.4.2 (tools/install.sh installs it)')
+
+
+# --- 3. weights_only checkpoint loading -------------------------------------
+def mmengine_safe_globals() -> List[Callable]:
+    """What MMEngine/MMDetection checkpoints hold besides tensors and builtin
+    containers: the message hub's HistoryBuffer (numpy arrays inside) and
+    numpy scalars in the meta. None of these runs code when unpickled."""
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    try:
+        multiarray = importlib.import_module('numpy._core.multiarray')
+    except ImportError:
+        multiarray = importlib.import_module('numpy.core.multiarray')
+    found = [HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct,
+             multiarray.scalar]
+    found += [type(np.dtype(t)) for t in
+              ('float64', 'float32', 'float16', 'int64', 'int32', 'int8',
+               'uint8', 'bool')]
+    return found
+
+
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds objects that weights-only loading refuses."""
+
+
+def _explain_refusal(filename, exc: Exception) -> UnsafeCheckpointError:
+    return UnsafeCheckpointError(
+        f'refused to load checkpoint {filename!r}: it contains objects that '
+        'are not tensors or MMEngine bookkeeping, and unpickling them could '
+        'run code. mmkd loads every checkpoint with weights_only=True. If you '
+        'wrote this file yourself and trust it, re-save only its state_dict '
+        '(torch.save({"state_dict": ckpt["state_dict"]}, path)). '
+        f"torch said: {str(exc).splitlines()[0] if str(exc) else exc}")
+
+
+def patch_checkpoint_loading() -> None:
+    from mmengine.runner import checkpoint as ckpt_mod
+    if hasattr(torch.serialization, 'add_safe_globals'):  # torch >= 2.4
+        torch.serialization.add_safe_globals(mmengine_safe_globals())
+    loader = ckpt_mod.CheckpointLoader
+    if getattr(loader.load_checkpoint, '_mmkd_safe', False):
+        return
+    original = loader.load_checkpoint.__func__
+
+    def load_checkpoint(cls, filename, map_location=None, logger='current'):
+        try:
+            return original(cls, filename, map_location, logger)
+        except pickle.UnpicklingError as exc:
+            if isinstance(exc, UnsafeCheckpointError):
+                raise
+            raise _explain_refusal(filename, exc) from exc
+
+    load_checkpoint._mmkd_safe = True
+    loader.load_checkpoint = classmethod(load_checkpoint)
+
+    if TORCH < Version('2.6'):
+        # There the default is weights_only=False: give MMEngine's loaders a
+        # torch whose `load` defaults to True (they call `torch.load`
+        # through their module global).
+        from mmengine.utils.dl_utils import hub
+        for module in (ckpt_mod, hub):
+            module.torch = WeightsOnlyTorch()
+
+
+class WeightsOnlyTorch(types.ModuleType):
+    """``torch`` as seen by a patched module: ``load`` defaults to
+    ``weights_only=True``; everything else is torch's."""
+
+    def __init__(self) -> None:
+        super().__init__('torch')
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def load(*args, **kwargs):
+        kwargs.setdefault('weights_only', True)
+        return torch.load(*args, **kwargs)
+
+
+# --- 4. strict teacher loading ----------------------------------------------
+def patch_teacher_loading() -> None:
+    if _installed_version('mmrazor') > Version('1.0.0'):
+        return
+    from mmrazor.models.algorithms.distill.configurable import \
+        single_teacher_distill as std
+
+    from .checkpoint import load_state_strict
+
+    def load_teacher(model, filename, map_location='cpu', strict=False,
+                     logger=None, revise_keys=None):
+        return load_state_strict(model, filename, 'model.teacher_ckpt',
+                                 map_location or 'cpu')
+
+    std.load_checkpoint = load_teacher
+
+
+def apply() -> None:
+    """Apply every patch once (idempotent)."""
+    global _applied
+    if _applied:
+        return
+    check_joblib()
+    stub_mmrazor_quantization()
+    patch_checkpoint_loading()
+    import mmrazor.models  # noqa: F401  (must import after the stub)
+    patch_teacher_loading()
+    _applied = True

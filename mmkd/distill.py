@@ -1,0 +1,102 @@
+"""Turn "these FPN levels, these channels" into a ``ConfigurableDistiller``.
+
+A config states the recipe once::
+
+    distiller=dict(
+        type='FpnDistiller',
+        levels=(0, 1, 2, 3, 4), student_channels=256, teacher_channels=256,
+        connector=dict(type='ProjectorConnector', orthogonal=True),
+        loss=dict(type='OrthoDistillLoss', norm='batch', loss_weight=1.0))
+
+and :func:`fpn_distiller_cfg` expands it into MMRazor's recorders (one
+``ModuleOutputs`` recorder on each model's neck), one connector and one loss
+per level, and the ``loss_forward_mappings`` that join them. The object built
+is MMRazor's own ``ConfigurableDistiller``.
+"""
+import copy
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+from mmrazor.registry import MODELS
+
+Channels = Union[int, Sequence[int]]
+
+# Connector types whose channel arguments are filled in per level.
+CHANNEL_KEYS: Dict[str, Tuple[str, str]] = {
+    'ProjectorConnector': ('in_channels', 'out_channels'),
+    'MGDConnector': ('student_channels', 'teacher_channels'),
+    'ConvModuleConnector': ('in_channel', 'out_channel'),
+}
+
+
+def _per_level(key: str, channels: Channels, levels: Sequence[int]):
+    if isinstance(channels, int):
+        return [channels] * len(levels)
+    channels = list(channels)
+    if len(channels) != len(levels):
+        raise ValueError(
+            f'FpnDistiller {key}={channels} gives {len(channels)} channel '
+            f'counts for {len(levels)} levels {list(levels)}; give one int '
+            'or one count per level')
+    return channels
+
+
+def fpn_distiller_cfg(levels: Sequence[int],
+                      student_channels: Channels,
+                      teacher_channels: Channels,
+                      loss: dict,
+                      connector: Optional[dict] = None,
+                      student_source: str = 'neck',
+                      teacher_source: str = 'neck',
+                      loss_args: Tuple[str, str] = ('preds_S', 'preds_T'),
+                      name: str = 'fpn') -> dict:
+    """Return the ``ConfigurableDistiller`` config for per-level distillation.
+
+    Level ``i`` gets connector ``{name}{i}_student`` (if ``connector``), loss
+    ``loss_{name}{i}`` (the name must contain "loss" for MMEngine to add it
+    to the total) and a mapping ``loss_args[0]`` <- student level ``i``
+    through the connector, ``loss_args[1]`` <- teacher level ``i``.
+    """
+    levels = list(levels)
+    if not levels or len(set(levels)) != len(levels):
+        raise ValueError(f'FpnDistiller levels={levels}: expected distinct '
+                         'FPN level indices, e.g. (0, 1, 2, 3, 4)')
+    s_channels = _per_level('student_channels', student_channels, levels)
+    t_channels = _per_level('teacher_channels', teacher_channels, levels)
+    arg_S, arg_T = loss_args
+    connectors, losses, mappings = {}, {}, {}
+    for level, c_s, c_t in zip(levels, s_channels, t_channels):
+        loss_name = f'loss_{name}{level}'
+        losses[loss_name] = copy.deepcopy(loss)
+        student_record = dict(
+            recorder=f'{name}_s', from_student=True, data_idx=level)
+        if connector is not None:
+            conn = copy.deepcopy(connector)
+            keys = CHANNEL_KEYS.get(conn.get('type'))
+            if keys is not None:
+                conn.setdefault(keys[0], c_s)
+                conn.setdefault(keys[1], c_t)
+            connectors[f'{name}{level}_student'] = conn
+            student_record['connector'] = f'{name}{level}_student'
+        mappings[loss_name] = {
+            arg_S: student_record,
+            arg_T: dict(recorder=f'{name}_t', from_student=False,
+                        data_idx=level),
+        }
+    return dict(
+        type='ConfigurableDistiller',
+        student_recorders={
+            f'{name}_s': dict(type='ModuleOutputs', source=student_source)
+        },
+        teacher_recorders={
+            f'{name}_t': dict(type='ModuleOutputs', source=teacher_source)
+        },
+        connectors=connectors,
+        distill_losses=losses,
+        loss_forward_mappings=mappings)
+
+
+@MODELS.register_module(name='FpnDistiller')
+def build_fpn_distiller(**kwargs):
+    """Registry entry: ``dict(type='FpnDistiller', ...)`` builds MMRazor's
+    ``ConfigurableDistiller`` from :func:`fpn_distiller_cfg` arguments."""
+    return MODELS.build(fpn_distiller_cfg(**kwargs))

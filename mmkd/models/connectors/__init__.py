@@ -1,0 +1,3 @@
+from .projector_connector import ProjectorConnector
+
+__all__ = ['ProjectorConnector']

@@ -1,0 +1,105 @@
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import parametrizations
+
+from mmrazor.models.architectures.connectors.base_connector import BaseConnector
+from mmrazor.registry import MODELS
+
+ORTHOGONAL_MAPS = ('matrix_exp', 'cayley', 'householder')
+
+
+@MODELS.register_module()
+class ProjectorConnector(BaseConnector):
+    r"""Per-position linear projector from student to teacher channels.
+
+    ``y[b, :, h, w] = W x[b, :, h, w] (+ bias)`` with ``W`` of shape
+    ``(out_channels, in_channels)``: a 1x1 convolution on (B, Cs, H, W) maps,
+    a linear map on (N, Cs) vectors.
+
+    - ``orthogonal=True`` (VkD, Miles, Elezi & Deng, CVPR 2024): ``W`` lies on
+      the Stiefel manifold through
+      :func:`torch.nn.utils.parametrizations.orthogonal` --
+      ``W^T W = I`` when ``out >= in`` (orthonormal columns), ``W W^T = I``
+      otherwise (orthonormal rows). The constraint is part of the
+      parametrisation, so it holds after every optimizer step. No bias.
+    - ``orthogonal=False`` (SRD, Miles & Mikolajczyk, AAAI 2024): a plain
+      linear map, with bias unless ``bias=False``.
+
+    The projector is a training device: exporting the student drops it.
+
+    Args:
+        in_channels (int): student channels Cs.
+        out_channels (int): teacher channels Ct.
+        orthogonal (bool): constrain ``W`` to be orthogonal. Defaults to True.
+        orthogonal_map (str, optional): ``'matrix_exp'``, ``'cayley'`` or
+            ``'householder'``; None takes PyTorch's default. Defaults to None.
+        bias (bool, optional): None means "no bias if orthogonal, else bias".
+            ``bias=True`` with ``orthogonal=True`` is refused. Defaults to None.
+        resize_to (int | tuple[int, int], optional): interpolate the output
+            map to this fixed (H, W). Mismatched FPN sizes are normally left
+            to ``OrthoDistillLoss(resize=...)``. Defaults to None.
+        init_cfg (dict, optional): MMEngine init config. Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 orthogonal: bool = True,
+                 orthogonal_map: Optional[str] = None,
+                 bias: Optional[bool] = None,
+                 resize_to: Optional[Union[int, Sequence[int]]] = None,
+                 init_cfg: Optional[Dict] = None) -> None:
+        super().__init__(init_cfg)
+        for key, value in (('in_channels', in_channels),
+                           ('out_channels', out_channels)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f'ProjectorConnector {key}={value!r}: '
+                                 'expected a positive channel count')
+        if orthogonal_map is not None and orthogonal_map not in ORTHOGONAL_MAPS:
+            raise ValueError(
+                f'ProjectorConnector orthogonal_map={orthogonal_map!r} is not '
+                f'supported; choose one of {list(ORTHOGONAL_MAPS)} or None')
+        if orthogonal and bias:
+            raise ValueError(
+                'ProjectorConnector orthogonal=True with bias=True: the VkD '
+                'projector is a pure orthogonal map; set bias=None or '
+                'orthogonal=False')
+        if not orthogonal and orthogonal_map is not None:
+            raise ValueError(
+                f'ProjectorConnector orthogonal_map={orthogonal_map!r} needs '
+                'orthogonal=True')
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.orthogonal = orthogonal
+        self.resize_to = resize_to
+        use_bias = (not orthogonal) if bias is None else bias
+        self.proj = nn.Linear(in_channels, out_channels, bias=use_bias)
+        if orthogonal:
+            parametrizations.orthogonal(
+                self.proj, 'weight', orthogonal_map=orthogonal_map)
+
+    def forward_train(self, feature: Tensor) -> Tensor:
+        """(B, Cs, H, W) -> (B, Ct, H, W), or (N, Cs) -> (N, Ct)."""
+        if feature.dim() not in (2, 4) or feature.shape[1] != self.in_channels:
+            raise ValueError(
+                f'ProjectorConnector(in_channels={self.in_channels}) got '
+                f'features of shape {tuple(feature.shape)}; set in_channels '
+                'to the recorded student channels (dim 1)')
+        # Read the (parametrised) weight once: an orthogonal W costs a matrix
+        # exponential / solve per read.
+        weight = self.proj.weight
+        bias = self.proj.bias
+        if feature.dim() == 2:
+            return F.linear(feature, weight, bias)
+        out = F.conv2d(feature, weight[:, :, None, None], bias)
+        if self.resize_to is not None:
+            out = F.interpolate(out, size=self.resize_to, mode='bilinear',
+                                align_corners=False)
+        return out
+
+    def extra_repr(self) -> str:
+        return (f'{self.in_channels} -> {self.out_channels}, '
+                f'orthogonal={self.orthogonal}')

@@ -1,0 +1,3 @@
+from .ortho_distill_loss import OrthoDistillLoss
+
+__all__ = ['OrthoDistillLoss']

@@ -1,0 +1,98 @@
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from mmrazor.registry import MODELS
+
+from .functional import (DISTANCES, NORMS, REDUCTIONS, RESIZE_MODES,
+                         check_choice, match_spatial)
+
+
+@MODELS.register_module()
+class OrthoDistillLoss(nn.Module):
+    r"""Feature distance after a task-specific normalisation of both sides.
+
+    The loss of SRD ("Understanding the Role of the Projector in Knowledge
+    Distillation", Miles & Mikolajczyk, AAAI 2024, arXiv 2303.11098) and VkD
+    ("VkD: Improving Knowledge Distillation using Orthogonal Projections",
+    Miles, Elezi & Deng, CVPR 2024, arXiv 2403.06213):
+
+    .. math::
+        d = \mathrm{dist}(N(P s) - N(\mathrm{sg}(t))), \qquad
+        L = w \cdot \mathrm{reduce}(d)
+
+    with ``P s`` the projected student (a :class:`ProjectorConnector` output),
+    ``sg`` stop-gradient and ``N`` the same normalisation on both sides.
+    Computed in float32 whatever the input dtype (AMP-safe).
+
+    Recipes: VkD = ``norm='batch', distance='smooth_l1'``;
+    SRD = ``norm='instance', reduction='logsum', alpha=4``.
+
+    Args:
+        norm (str): ``'batch'`` (each channel over B*H*W), ``'instance'``
+            (each channel of each image over H*W), ``'layer'`` (each position
+            over C), ``'whiten'`` (ZCA over channels) or ``'none'``.
+            Defaults to ``'batch'``.
+        distance (str): elementwise ``'smooth_l1'``, ``'l2'`` or ``'l1'``.
+            Defaults to ``'smooth_l1'``.
+        reduction (str): ``'mean'`` or ``'logsum'`` = ``log(sum d**alpha)``.
+            Defaults to ``'mean'``.
+        alpha (float): exponent of ``'logsum'``. Defaults to 4.0.
+        beta (float): smooth-L1 threshold. Defaults to 1.0.
+        eps (float): added to variances so a constant channel stays finite.
+            Defaults to 1e-5.
+        loss_weight (float): multiplier of the loss. Defaults to 1.0.
+        resize (str): when spatial sizes differ, interpolate the
+            ``'student'`` map to the teacher's, the ``'teacher'`` map to the
+            student's, or ``'none'`` (raise). Defaults to ``'student'``.
+
+    Shapes: ``preds_S`` and ``preds_T`` are (B, C, H, W) or (N, C) with the
+    same C; the result is a float32 scalar.
+    """
+
+    def __init__(self,
+                 norm: str = 'batch',
+                 distance: str = 'smooth_l1',
+                 reduction: str = 'mean',
+                 alpha: float = 4.0,
+                 beta: float = 1.0,
+                 eps: float = 1e-5,
+                 loss_weight: float = 1.0,
+                 resize: str = 'student') -> None:
+        super().__init__()
+        self.norm = check_choice('OrthoDistillLoss norm', norm, NORMS)
+        self.distance = check_choice('OrthoDistillLoss distance', distance,
+                                     DISTANCES)
+        self.reduction = check_choice('OrthoDistillLoss reduction', reduction,
+                                      REDUCTIONS)
+        self.resize = check_choice('OrthoDistillLoss resize', resize,
+                                   RESIZE_MODES)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.eps = float(eps)
+        self.loss_weight = float(loss_weight)
+
+    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        """preds_S: projected student features; preds_T: teacher features."""
+        if preds_S.shape[:2] != preds_T.shape[:2]:
+            raise ValueError(
+                f'OrthoDistillLoss got student {tuple(preds_S.shape)} and '
+                f'teacher {tuple(preds_T.shape)}: batch and channels must '
+                'match; set the ProjectorConnector out_channels to the '
+                'teacher channels')
+        # Autocast would run the statistics in half precision; the loss is
+        # small against the task loss and must not underflow or overflow.
+        with torch.autocast(device_type=preds_S.device.type, enabled=False):
+            preds_S, preds_T = match_spatial(preds_S.float(),
+                                             preds_T.detach().float(),
+                                             self.resize)
+            norm = NORMS[self.norm]
+            diff = norm(preds_S, self.eps) - norm(preds_T, self.eps)
+            dist = DISTANCES[self.distance](diff, self.beta)
+            loss = REDUCTIONS[self.reduction](dist, self.alpha)
+        return self.loss_weight * loss
+
+    def extra_repr(self) -> str:
+        return (f'norm={self.norm!r}, distance={self.distance!r}, '
+                f'reduction={self.reduction!r}, loss_weight={self.loss_weight}')

@@ -1,0 +1,147 @@
+"""Normalisations, distances and reductions against formulas written out here
+with numpy in float64 (independent of mmkd's torch code)."""
+import numpy as np
+import pytest
+import torch
+
+from mmkd.models.losses import functional as Fn
+
+EPS = 1e-5
+
+
+def np_standardise(x, axes):
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean)**2).mean(axis=axes, keepdims=True)
+    return (x - mean) / np.sqrt(var + EPS)
+
+
+def np_batch(x):  # per channel over (B, H, W)
+    return np_standardise(x, (0, 2, 3))
+
+
+def np_instance(x):  # per (b, c) over (H, W)
+    out = np.empty_like(x)
+    for b in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            v = x[b, c]
+            out[b, c] = (v - v.mean()) / np.sqrt(v.var() + EPS)
+    return out
+
+
+def np_layer(x):  # per (b, h, w) over C
+    out = np.empty_like(x)
+    B, C, H, W = x.shape
+    for b in range(B):
+        for h in range(H):
+            for w in range(W):
+                v = x[b, :, h, w]
+                out[b, :, h, w] = (v - v.mean()) / np.sqrt(v.var() + EPS)
+    return out
+
+
+def np_whiten(x):
+    B, C, H, W = x.shape
+    X = x.transpose(1, 0, 2, 3).reshape(C, -1)
+    X = X - X.mean(axis=1, keepdims=True)
+    cov = X @ X.T / X.shape[1]
+    lam, U = np.linalg.eigh(cov)
+    Z = U @ np.diag(1.0 / np.sqrt(np.maximum(lam, 0) + EPS)) @ U.T @ X
+    return Z.reshape(C, B, H, W).transpose(1, 0, 2, 3)
+
+
+SHAPES = [(3, 4, 5, 6), (1, 4, 5, 6), (2, 3, 1, 1), (1, 3, 1, 1)]
+REFERENCE = {
+    'batch': np_batch,
+    'instance': np_instance,
+    'layer': np_layer,
+    'whiten': np_whiten,
+    'none': lambda x: x,
+}
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+@pytest.mark.parametrize('name', sorted(REFERENCE))
+def test_norm_matches_formula(name, shape):
+    x = np.random.default_rng(1).normal(2.0, 3.0, size=shape)
+    got = Fn.NORMS[name](torch.from_numpy(x), EPS).numpy()
+    assert got.shape == x.shape
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, REFERENCE[name](x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', sorted(REFERENCE))
+def test_norm_constant_channel_is_finite(name):
+    x = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+    x[:, 1] = 7.0
+    out = Fn.NORMS[name](x, EPS)
+    assert torch.isfinite(out).all()
+    if name in ('batch', 'instance'):
+        # A constant channel standardises to exactly zero, not to NaN.
+        assert torch.all(out[:, 1] == 0)
+
+
+def test_whiten_has_identity_covariance():
+    x = torch.randn(4, 6, 8, 8, dtype=torch.float64) * 3
+    x[:, 1] += 0.8 * x[:, 0]  # correlated channels
+    z = Fn.whiten(x, 1e-9).permute(1, 0, 2, 3).reshape(6, -1)
+    cov = z @ z.T / z.shape[1]
+    torch.testing.assert_close(cov, torch.eye(6, dtype=torch.float64),
+                               atol=1e-5, rtol=0)
+
+
+def test_norm_accepts_vectors():
+    x = np.random.default_rng(2).normal(size=(7, 5))
+    got = Fn.batch_norm(torch.from_numpy(x), EPS).numpy()
+    want = (x - x.mean(0)) / np.sqrt(x.var(0) + EPS)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def np_smooth_l1(d, beta):
+    out = np.empty_like(d)
+    for i, v in np.ndenumerate(d):
+        out[i] = 0.5 * v * v / beta if abs(v) < beta else abs(v) - 0.5 * beta
+    return out
+
+
+@pytest.mark.parametrize('beta', [1.0, 0.5])
+def test_smooth_l1_matches_formula(beta):
+    d = np.random.default_rng(3).normal(0, 2, size=(4, 5))
+    got = Fn.smooth_l1(torch.from_numpy(d), beta).numpy()
+    np.testing.assert_allclose(got, np_smooth_l1(d, beta), rtol=1e-12)
+
+
+def test_l1_l2_match_formula():
+    d = np.random.default_rng(4).normal(size=(3, 7))
+    np.testing.assert_allclose(Fn.l1(torch.from_numpy(d)).numpy(), np.abs(d))
+    np.testing.assert_allclose(Fn.l2(torch.from_numpy(d)).numpy(), d**2)
+
+
+@pytest.mark.parametrize('alpha', [1.0, 2.0, 4.0])
+def test_logsum_matches_formula(alpha):
+    d = np.abs(np.random.default_rng(5).normal(size=(2, 3, 4, 4)))
+    got = Fn.reduce_logsum(torch.from_numpy(d), alpha).item()
+    assert got == pytest.approx(np.log(np.sum(d**alpha)), rel=1e-10)
+
+
+def test_logsum_does_not_overflow_float32():
+    d = torch.full((2, 256, 50, 50), 1e3, dtype=torch.float32)
+    got = Fn.reduce_logsum(d, 4.0)
+    # log(N * 1e12) computed by hand; a naive sum(d**4) is inf in float32.
+    assert torch.isfinite(got)
+    assert got.item() == pytest.approx(np.log(d.numel()) + 4 * np.log(1e3),
+                                       rel=1e-5)
+
+
+def test_logsum_of_zeros_is_finite():
+    assert torch.isfinite(Fn.reduce_logsum(torch.zeros(3, 3), 4.0))
+
+
+def test_mean_matches_formula():
+    d = np.random.default_rng(6).normal(size=(2, 3, 4))
+    assert Fn.reduce_mean(torch.from_numpy(d)).item() == pytest.approx(
+        d.sum() / d.size)
+
+
+def test_check_choice_lists_allowed_values():
+    with pytest.raises(ValueError, match=r"norm='bn'.*\['batch'"):
+        Fn.check_choice('norm', 'bn', Fn.NORMS)
