@@ -23,9 +23,10 @@ version that needs it and says why. Nothing here unpickles arbitrary objects.
 import importlib
 import importlib.util
 import pickle
+import re
 import sys
 import types
-from typing import Callable, List
+from typing import List
 
 import torch
 from packaging.version import Version
@@ -103,7 +104,7 @@ def check_joblib() -> None:
 
 
 # --- 3. weights_only checkpoint loading -------------------------------------
-def mmengine_safe_globals() -> List[Callable]:
+def mmengine_safe_globals() -> List:
     """What MMEngine/MMDetection checkpoints hold besides tensors and builtin
     containers: the message hub's HistoryBuffer (numpy arrays inside) and
     numpy scalars in the meta. None of these runs code when unpickled."""
@@ -118,7 +119,21 @@ def mmengine_safe_globals() -> List[Callable]:
     found += [type(np.dtype(t)) for t in
               ('float64', 'float32', 'float16', 'int64', 'int32', 'int8',
                'uint8', 'bool')]
+    # HistoryBuffer pickles its statistics as getattr(HistoryBuffer, 'min'):
+    # allow exactly that, never a general getattr.
+    found += [(history_buffer_statistic, 'builtins.getattr'),
+              (history_buffer_statistic, '__builtin__.getattr')]
     return found
+
+
+def history_buffer_statistic(owner, name: str):
+    """``getattr`` as a checkpoint may use it: HistoryBuffer's statistics."""
+    from mmengine.logging import HistoryBuffer
+    if owner is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        return getattr(owner, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({owner!r}, {name!r}); only '
+        "MMEngine HistoryBuffer statistics are allowed")
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
@@ -126,13 +141,15 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 
 
 def _explain_refusal(filename, exc: Exception) -> UnsafeCheckpointError:
+    # torch's own message advises weights_only=False; name the global instead.
+    found = re.search(r'GLOBAL ([\w.]+)', str(exc))
+    what = found.group(1) if found else str(exc).splitlines()[0]
     return UnsafeCheckpointError(
-        f'refused to load checkpoint {filename!r}: it contains objects that '
-        'are not tensors or MMEngine bookkeeping, and unpickling them could '
-        'run code. mmkd loads every checkpoint with weights_only=True. If you '
-        'wrote this file yourself and trust it, re-save only its state_dict '
-        '(torch.save({"state_dict": ckpt["state_dict"]}, path)). '
-        f"torch said: {str(exc).splitlines()[0] if str(exc) else exc}")
+        f'refused to load checkpoint {filename!r}: it references {what}, '
+        'which is not a tensor or MMEngine bookkeeping, and unpickling it '
+        'could run code. mmkd loads every checkpoint with weights_only=True. '
+        'If you wrote this file yourself and trust it, re-save only its '
+        'state_dict (torch.save({"state_dict": ckpt["state_dict"]}, path)).')
 
 
 def patch_checkpoint_loading() -> None:

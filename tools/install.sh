@@ -35,14 +35,11 @@ fi
 VPY=$VENV/bin/python
 pip_() { "$VPY" -m pip install --disable-pip-version-check "$@"; }
 
-say "build tools (setuptools<70 keeps pkg_resources for mmcv's setup.py)"
-pip_ -q "setuptools<70" wheel ninja numpy==1.26.4
-
-if "$VPY" -c 'import torch, sys; sys.exit(0 if torch.__version__.split("+")[0] >= "2" else 1)' 2>/dev/null; then
+if "$VPY" -c 'import torch, sys; sys.exit(0 if int(torch.__version__.split(".")[0]) >= 2 else 1)' 2>/dev/null; then
   say "keeping installed torch $("$VPY" -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda)')"
 else
   say "installing $TORCH_SPEC"
-  pip_ -q "$TORCH_SPEC"
+  pip_ -q "$TORCH_SPEC" numpy==1.26.4
 fi
 
 if "$VPY" -c "import mmcv, mmcv.ops, sys; sys.exit(0 if mmcv.__version__ == '$MMCV_VERSION' else 1)" 2>/dev/null; then
@@ -51,18 +48,24 @@ else
   cuda=$("$VPY" -c 'import torch; print(int(torch.cuda.is_available() and torch.version.cuda is not None))')
   export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
   [[ $cuda == 1 ]] && export FORCE_CUDA=1
-  say "building mmcv $MMCV_VERSION with ops (CUDA ops: $cuda, $MAX_JOBS jobs); ~9 min on 2 cores the first time, pip caches the wheel"
+  # mmcv 2.1.0's setup.py imports pkg_resources and predates setuptools 70;
+  # torch wants setuptools >= 77: build with the old one, restore below.
+  # (pip warns about torch's setuptools requirement meanwhile: expected.)
+  pip_ -q "setuptools<70" wheel ninja numpy==1.26.4 2>&1 | grep -v "setuptools>=77\|dependency resolver\|dependency conflicts" || true
   pip_ -q mmengine==0.10.7 opencv-python==4.10.0.84 addict packaging Pillow pyyaml yapf
+  say "building mmcv $MMCV_VERSION with ops (CUDA ops: $cuda, $MAX_JOBS jobs): about 15 min on 2 cores the first time; pip caches the wheel"
   # Progress: ninja prints [done/total] for every compiled file.
   pip_ -v --no-build-isolation "mmcv==$MMCV_VERSION" 2>&1 \
-    | grep --line-buffered -E '^\s*\[[0-9]+/[0-9]+\]|Successfully|error|Error' \
+    | grep --line-buffered -E '^\s*\[[0-9]+/[0-9]+\]|Successfully|error:|Error' \
     | sed -u -E 's/^\s*(\[[0-9]+\/[0-9]+\]).*/  mmcv build \1/' || true
-  "$VPY" -c 'import mmcv.ops' || { say "mmcv build failed: rerun with 'pip install -v --no-build-isolation mmcv==2.1.0' inside $VENV to see the compiler error"; exit 1; }
+  "$VPY" -c 'import mmcv.ops' || { say "mmcv build failed: run '$VPY -m pip install -v --no-build-isolation mmcv==$MMCV_VERSION' to see the compiler error"; exit 1; }
 fi
 
 say "installing runtime requirements and mmkd (editable)"
-pip_ -q -r requirements/runtime.txt -r requirements/tests.txt
-pip_ -q --no-deps -e .
+# setuptools 77-80: what torch asks for, still with the pkg_resources that
+# mmengine uses at run time (to find mmdet's configs).
+pip_ -q "setuptools>=77.0.3,<81" -r requirements/runtime.txt -r requirements/tests.txt
+pip_ -q --no-deps --no-build-isolation -e .
 "$VPY" -c 'import mmkd; from mmrazor.models import FpnTeacherDistill' 
 echo "$want" > "$STAMP"
 say "done: $VENV"
