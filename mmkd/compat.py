@@ -19,6 +19,12 @@ version that needs it and says why. Nothing here unpickles arbitrary objects.
 4. MMRazor 1.0.0 loads ``teacher_ckpt`` with ``strict=False``: a checkpoint
    of another architecture leaves a random teacher. The teacher is loaded
    with :func:`mmkd.checkpoint.load_state_strict` instead.
+5. MMRazor 1.0.0 checks distiller configs with bare ``assert``s: a recorder
+   ``source`` that is not a module, or a loss argument the loss does not
+   take, fail with a ``ValueError`` naming the key and the valid choices.
+6. MMEngine 0.10.7 writes checkpoints (and ``last_checkpoint``) in place: a
+   process killed mid-write leaves a truncated file. Local writes go to a
+   temporary file in the same folder, then ``os.replace`` (atomic).
 """
 import importlib
 import importlib.util
@@ -214,6 +220,113 @@ def patch_teacher_loading() -> None:
     std.load_checkpoint = load_teacher
 
 
+# --- 5. distiller config errors ---------------------------------------------
+def _nearest(name: str, choices, n: int = 3) -> str:
+    import difflib
+    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.4)
+    return f'; did you mean {", ".join(repr(c) for c in close)}?' if close \
+        else ''
+
+
+def check_recorder_sources(recorders, model, which: str) -> None:
+    """Every ModuleOutputs/ModuleInputs recorder source must be a module."""
+    names = dict(model.named_modules())
+    for rec_name, recorder in recorders.recorders.items():
+        kind = type(recorder).__name__
+        if kind not in ('ModuleOutputsRecorder', 'ModuleInputsRecorder'):
+            continue
+        if recorder.source not in names:
+            raise ValueError(
+                f'distiller.{which}_recorders.{rec_name}.source='
+                f'{recorder.source!r} is not a module of the {which} '
+                f'({type(model).__name__}){_nearest(recorder.source, names)}')
+
+
+def check_loss_arguments(losses, loss_forward_mappings) -> None:
+    """Mapping keys must be arguments of the loss's forward."""
+    from inspect import signature
+    for loss_name, mapping in (loss_forward_mappings or {}).items():
+        if loss_name not in losses:
+            raise ValueError(
+                f'distiller.loss_forward_mappings.{loss_name}: no distill '
+                f'loss of that name; losses are {sorted(losses)}')
+        params = signature(losses[loss_name].forward).parameters
+        for arg in mapping:
+            if arg not in params:
+                raise ValueError(
+                    f'distiller.loss_forward_mappings.{loss_name}.{arg}: '
+                    f'{type(losses[loss_name]).__name__}.forward takes no '
+                    f'argument {arg!r}; it takes {list(params)}')
+
+
+def patch_distiller_checks() -> None:
+    if _installed_version('mmrazor') > Version('1.0.0'):
+        return
+    from mmrazor.models.distillers import ConfigurableDistiller as CD
+    if getattr(CD.prepare_from_student, '_mmkd', False):
+        return
+    check_mappings = CD._check_loss_forward_mappings
+
+    def _check_loss_forward_mappings(self, losses, mappings, *args):
+        check_loss_arguments(losses, mappings)
+        return check_mappings(self, losses, mappings, *args)
+
+    def prepare(which):
+        original = getattr(CD, f'prepare_from_{which}')
+
+        def prepare_from(self, model):
+            check_recorder_sources(getattr(self, f'{which}_recorders'), model,
+                                   which)
+            return original(self, model)
+
+        prepare_from._mmkd = True
+        return prepare_from
+
+    CD._check_loss_forward_mappings = _check_loss_forward_mappings
+    CD.prepare_from_student = prepare('student')
+    CD.prepare_from_teacher = prepare('teacher')
+
+
+# --- 6. atomic local writes --------------------------------------------------
+def atomic_write(data, filepath, mode: str = 'wb', encoding=None) -> None:
+    """Write ``data`` to ``filepath`` so that readers see the old file or the
+    whole new one, never a part."""
+    import os
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-',
+                               suffix=os.path.basename(str(filepath)))
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def patch_atomic_local_writes() -> None:
+    if _installed_version('mmengine') > Version('0.10.7'):
+        return
+    from mmengine.fileio.backends import LocalBackend
+    if getattr(LocalBackend.put, '_mmkd', False):
+        return
+
+    def put(self, obj: bytes, filepath) -> None:
+        atomic_write(obj, filepath, 'wb')
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        atomic_write(obj, filepath, 'w', encoding)
+
+    put._mmkd = True
+    LocalBackend.put = put
+    LocalBackend.put_text = put_text
+
+
 def apply() -> None:
     """Apply every patch once (idempotent)."""
     global _applied
@@ -224,4 +337,6 @@ def apply() -> None:
     patch_checkpoint_loading()
     import mmrazor.models  # noqa: F401  (must import after the stub)
     patch_teacher_loading()
+    patch_distiller_checks()
+    patch_atomic_local_writes()
     _applied = True

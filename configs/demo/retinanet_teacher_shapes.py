@@ -1,10 +1,10 @@
 # The demo's teacher: 4x wider backbone and FPN, trained 2x longer.
 _base_ = ['./retinanet_student_shapes.py']
 model = {{_base_.teacher}}
-max_iters = 1200
+max_iters = 1600
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters,
-         T_max=max_iters - 50, eta_min=0.0002)
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=100, end=max_iters,
+         T_max=max_iters - 100, eta_min=0.0001)
 ]

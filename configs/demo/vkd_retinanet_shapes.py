@@ -14,7 +14,7 @@ model = dict(
         type='FpnDistiller',
         levels=(0, 1, 2, 3, 4),
         student_channels=32,
-        teacher_channels=128,
+        teacher_channels=64,
         connector=dict(type='ProjectorConnector', orthogonal=True),
         loss=dict(type='OrthoDistillLoss', norm='batch',
                   distance='smooth_l1', loss_weight=1.0)))

@@ -50,7 +50,7 @@ def _retinanet(depth, base_channels, fpn_channels, head_convs):
                       max_per_img=100))
 
 
-teacher = _retinanet(depth=18, base_channels=64, fpn_channels=128,
+teacher = _retinanet(depth=18, base_channels=32, fpn_channels=64,
                      head_convs=2)
 student = _retinanet(depth=18, base_channels=16, fpn_channels=32,
                      head_convs=2)

@@ -1,0 +1,30 @@
+# Teacher RetinaNet R101 2x (mmdet zoo, 38.9 box AP), student RetinaNet R50 2x
+# (37.4 box AP alone), COCO2017: the pair of CrossKD's RetinaNet result (39.7)
+# and the student of MMRazor's PKD / MGD results (X101 teacher). The student's
+# mmdet config gives the data (data/coco/), the 2x schedule and the runtime; a
+# method config adds only `model.distiller`.
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py'
+
+# mmdet's retinanet_r50_fpn_2x_coco.py model (torchvision://resnet50 init);
+# `_base_.model` comes with _scope_='mmdet' (see retinanet_r50_r18.py).
+student = _base_.model
+
+# mmdet's retinanet_r101_fpn_2x_coco.py is the R50 2x config with a deeper
+# backbone; so is this teacher (checked against it in tests/test_configs.py).
+# No ImageNet init: all its weights come from teacher_ckpt.
+teacher = _base_.model.copy()  # merge() below leaves the student as is
+teacher.merge(dict(backbone=dict(depth=101, init_cfg=None)))
+
+# mmdet metafile: retinanet_r101_fpn_2x_coco (box AP 38.9).
+teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r101_fpn_2x_coco/retinanet_r101_fpn_2x_coco_20200131-5560aee8.pth'  # noqa: E501
+
+model = dict(
+    _delete_=True,
+    _scope_='mmrazor',
+    type='FpnTeacherDistill',  # the teacher runs backbone + neck only
+    architecture=student,
+    teacher=teacher,
+    teacher_ckpt=teacher_ckpt)
+# As in MMRazor's distillation configs: DDP must accept parameters that get
+# no gradient in a step (the connectors, once distillation is stopped).
+find_unused_parameters = True

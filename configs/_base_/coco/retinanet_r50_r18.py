@@ -1,0 +1,35 @@
+# Teacher RetinaNet R50 1x (mmdet zoo, 36.5 box AP), student RetinaNet R18 1x
+# (31.7 box AP alone), COCO2017. The student's mmdet config gives the data
+# (data/coco/), the 1x schedule and the runtime; a method config adds only
+# `model.distiller`.
+_base_ = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
+
+# mmdet's retinanet_r18_fpn_1x_coco.py model, ImageNet init included
+# (torchvision://resnet18). Accessed as `_base_.model`, MMEngine gives it
+# _scope_='mmdet', which MMRazor needs to build it from the mmrazor scope.
+student = _base_.model
+
+# MMEngine refuses two full mmdet configs as bases of one config (every key
+# would be duplicated), so the teacher is written as mmdet writes it: the
+# student's model with the R50 backbone. tests/test_configs.py checks that it
+# equals mmdet's retinanet_r50_fpn_1x_coco.py model. No ImageNet init: all its
+# weights come from teacher_ckpt.
+teacher = _base_.model.copy()  # merge() below leaves the student as is
+teacher.merge(
+    dict(
+        backbone=dict(depth=50, init_cfg=None),
+        neck=dict(in_channels=[256, 512, 1024, 2048])))
+
+# mmdet metafile: retinanet_r50_fpn_1x_coco (box AP 36.5).
+teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r50_fpn_1x_coco/retinanet_r50_fpn_1x_coco_20200130-c2398f9e.pth'  # noqa: E501
+
+model = dict(
+    _delete_=True,
+    _scope_='mmrazor',
+    type='FpnTeacherDistill',  # the teacher runs backbone + neck only
+    architecture=student,
+    teacher=teacher,
+    teacher_ckpt=teacher_ckpt)
+# As in MMRazor's distillation configs: DDP must accept parameters that get
+# no gradient in a step (the connectors, once distillation is stopped).
+find_unused_parameters = True

@@ -1,0 +1,131 @@
+"""Guards that stop a bad run early with a message a user can act on.
+
+- :class:`FiniteLossHook`: every loss term is checked before the backward
+  pass; a NaN/Inf stops training with the iteration and the term's name, so
+  no step is taken on it and no checkpoint is written after it.
+- :func:`check_distiller_shapes`: one tiny forward of both models before the
+  first step, checking every connector and loss against the recorded
+  features (channels, spatial sizes) and naming the config key to fix.
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or Inf."""
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+def check_finite(losses: Dict[str, torch.Tensor], iteration: int) -> None:
+    """Raise :class:`NonFiniteLossError` naming every non-finite term."""
+    bad = []
+    for name, value in losses.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, torch.Tensor) and not torch.isfinite(v).all():
+                bad.append(f'{name}={v.detach().float().mean().item()}')
+                break
+    if bad:
+        hint = ''
+        if any(b.startswith('distill.') for b in bad):
+            hint = (' A distillation term: check the teacher checkpoint and '
+                    'the loss_weight of the distill losses; ')
+        raise NonFiniteLossError(
+            f'non-finite loss at iteration {iteration}: {", ".join(bad)}.'
+            f'{hint} No optimizer step was taken on it and no checkpoint was '
+            'written after it; lower the learning rate, add '
+            'optim_wrapper.clip_grad, or resume from the last checkpoint '
+            '(tools/train.py CONFIG --resume).')
+
+
+@HOOKS.register_module()
+class FiniteLossHook(Hook):
+    """Check every loss term for NaN/Inf before backward (see module doc)."""
+
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner) -> None:
+        model = _unwrap(runner.model)
+        if getattr(model.parse_losses, '_mmkd_finite', False):
+            return
+        parse_losses = model.parse_losses
+
+        def checked_parse_losses(losses):
+            check_finite(losses, runner.iter + 1)
+            return parse_losses(losses)
+
+        checked_parse_losses._mmkd_finite = True
+        model.parse_losses = checked_parse_losses
+
+
+def _probe_input(model, size: Tuple[int, int]) -> torch.Tensor:
+    device = next(model.parameters()).device
+    return torch.zeros(1, 3, *size, device=device)
+
+
+def check_distiller_shapes(model, size: Tuple[int, int] = (128, 128)) -> None:
+    """Run both models' ``extract_feat`` once on a zero image and check each
+    distill loss's inputs. No-op for a model that is not a teacher-student
+    distiller. Raises ``ValueError`` naming the config key to fix."""
+    model = _unwrap(model)
+    distiller = getattr(model, 'distiller', None)
+    teacher = getattr(model, 'teacher', None)
+    if distiller is None or teacher is None or not hasattr(
+            distiller, 'loss_forward_mappings'):
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            x = _probe_input(model, size)
+            with distiller.teacher_recorders, distiller.student_recorders:
+                teacher.extract_feat(x)
+                model.student.extract_feat(x)
+            for loss_name, mapping in distiller.loss_forward_mappings.items():
+                _check_mapping(distiller, loss_name, mapping)
+    finally:
+        model.train(was_training)
+        for manager in (distiller.teacher_recorders,
+                        distiller.student_recorders):
+            for recorder in manager.recorders.values():
+                recorder.reset_data_buffer()
+
+
+def _shape(t) -> Optional[tuple]:
+    return tuple(t.shape) if isinstance(t, torch.Tensor) else None
+
+
+def _check_mapping(distiller, loss_name: str, mapping: dict) -> None:
+    shapes = {}
+    for arg, record in mapping.items():
+        raw = distiller.get_record(
+            **{k: v for k, v in record.items()
+               if k not in ('connector', 'connector_idx')})
+        connector_name = record.get('connector')
+        if connector_name is not None:
+            connector = distiller.connectors[connector_name]
+            expected = getattr(connector, 'in_channels', None)
+            if (expected is not None and isinstance(raw, torch.Tensor) and
+                    raw.dim() >= 2 and raw.shape[1] != expected):
+                raise ValueError(
+                    f'distiller connector {connector_name!r} expects '
+                    f'{expected} input channels but {arg} of {loss_name!r} '
+                    f'(recorder {record.get("recorder")!r}, data_idx '
+                    f'{record.get("data_idx")}) has shape {_shape(raw)}: set '
+                    'student_channels (FpnDistiller) or in_channels to '
+                    f'{raw.shape[1]}')
+            raw = connector(raw)
+        shapes[arg] = _shape(raw)
+    s, t = shapes.get('preds_S'), shapes.get('preds_T')
+    if s and t and len(s) >= 2 and len(t) >= 2 and s[1] != t[1]:
+        raise ValueError(
+            f'distill loss {loss_name!r} gets student {s} and teacher {t}: '
+            'channels differ; set teacher_channels (FpnDistiller) or the '
+            f'connector out_channels to {t[1]}')

@@ -1,0 +1,147 @@
+"""Bad input and faults: clear errors before training, nothing lost."""
+import copy
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, DefaultScope
+
+from helpers import total_loss
+from mmkd.checkpoint import CheckpointError
+from mmkd.data import make_det_batch
+from mmkd.engine import NonFiniteLossError, check_distiller_shapes, check_finite
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+VKD_DEMO = osp.join(ROOT, 'configs/demo/vkd_retinanet_shapes.py')
+
+
+def demo_distill_cfg(**distiller):
+    model = copy.deepcopy(Config.fromfile(VKD_DEMO).model)
+    model.teacher_ckpt = None
+    model.distiller.update(distiller)
+    return model
+
+
+def build(model_cfg):
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return MODELS.build(model_cfg)
+
+
+# --- teacher checkpoint -------------------------------------------------------
+def test_missing_teacher_checkpoint(tmp_path):
+    cfg = demo_distill_cfg()
+    cfg.teacher_ckpt = str(tmp_path / 'nope.pth')
+    with pytest.raises(CheckpointError,
+                       match=r'model.teacher_ckpt=.*nope.pth.*no such file'):
+        build(cfg)
+
+
+def test_unreadable_teacher_checkpoint(tmp_path):
+    path = tmp_path / 'garbage.pth'
+    path.write_bytes(b'\x00not a checkpoint' * 10)
+    cfg = demo_distill_cfg()
+    cfg.teacher_ckpt = str(path)
+    with pytest.raises(CheckpointError, match=r'garbage.pth.*could not be read'):
+        build(cfg)
+
+
+def test_teacher_checkpoint_of_other_architecture(tmp_path):
+    # A checkpoint of the *student* architecture given as teacher: same key
+    # names, other shapes -> refused, with the first mismatches listed.
+    student = build(demo_distill_cfg()).student
+    path = str(tmp_path / 'student.pth')
+    torch.save({'state_dict': student.state_dict()}, path)
+    cfg = demo_distill_cfg()
+    cfg.teacher_ckpt = path
+    with pytest.raises(CheckpointError) as info:
+        build(cfg)
+    msg = str(info.value)
+    assert 'shape mismatches' in msg and 'backbone.conv1.weight' in msg
+    assert 'checkpoint (16, 3, 7, 7) vs model (32, 3, 7, 7)' in msg
+
+
+def test_teacher_checkpoint_loads_exactly(tmp_path):
+    teacher = build(demo_distill_cfg()).teacher
+    path = str(tmp_path / 'teacher.pth')
+    torch.save({'state_dict': teacher.state_dict()}, path)
+    cfg = demo_distill_cfg()
+    cfg.teacher_ckpt = path
+    algo = build(cfg)
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(algo.teacher.state_dict()[k], v), k
+
+
+# --- distiller config ---------------------------------------------------------
+def test_connector_channels_checked_before_training():
+    algo = build(demo_distill_cfg(student_channels=48))
+    with pytest.raises(ValueError, match=r'expects 48 input channels.*'
+                       r'\(1, 32, 16, 16\).*student_channels'):
+        check_distiller_shapes(algo)
+
+
+def test_teacher_channels_checked_before_training():
+    algo = build(demo_distill_cfg(teacher_channels=256))
+    with pytest.raises(ValueError, match=r'teacher_channels.*to 64'):
+        check_distiller_shapes(algo)
+
+
+def test_good_distiller_passes_shape_check_and_leaves_no_records():
+    algo = build(demo_distill_cfg())
+    check_distiller_shapes(algo)
+    for rec in algo.distiller.student_recorders.recorders.values():
+        assert rec.data_buffer == []
+
+
+def test_recorder_source_typo_suggests_names():
+    with pytest.raises(ValueError, match=r"source='nek' is not a module.*"
+                       r"did you mean 'neck'"):
+        build(demo_distill_cfg(student_source='nek'))
+
+
+def test_loss_argument_name_lists_valid_ones():
+    with pytest.raises(ValueError, match=r"takes no argument 'student'.*"
+                       r"\['preds_S', 'preds_T'\]"):
+        build(demo_distill_cfg(loss_args=('student', 'teacher')))
+
+
+# --- odd images ---------------------------------------------------------------
+def _step(algo, data):
+    opt = torch.optim.SGD([p for p in algo.parameters() if p.requires_grad],
+                          lr=0.01)
+    losses = algo(**algo.data_preprocessor(data, True), mode='loss')
+    loss = total_loss(losses)
+    assert torch.isfinite(loss), losses
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return losses
+
+
+@pytest.mark.parametrize('size', [(128, 128), (32, 32), (64, 512)],
+                         ids=['normal', 'tiny', 'extreme-aspect'])
+def test_training_goes_on_with_odd_images(size):
+    algo = build(demo_distill_cfg())
+    algo.train()
+    data = make_det_batch(2, size, seed=1)
+    # The second image has no ground-truth boxes at all.
+    gt = data['data_samples'][1].gt_instances
+    data['data_samples'][1].gt_instances = gt[gt.labels < 0]
+    losses = _step(algo, data)
+    assert any(k.startswith('distill.') for k in losses)
+
+
+def test_batch_of_one():
+    algo = build(demo_distill_cfg())
+    algo.train()
+    _step(algo, make_det_batch(1, (96, 96), seed=2))
+
+
+# --- NaN ----------------------------------------------------------------------
+def test_non_finite_loss_names_iteration_and_term():
+    losses = {'student.loss_cls': torch.tensor(1.0),
+              'distill.loss_fpn2': torch.tensor(float('nan'))}
+    with pytest.raises(NonFiniteLossError,
+                       match=r'iteration 7: distill.loss_fpn2=nan'):
+        check_finite(losses, 7)
+    check_finite({'loss': torch.tensor(2.0), 'acc': [torch.tensor(1.0)]}, 1)
