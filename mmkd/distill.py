@@ -20,12 +20,27 @@ from mmrazor.registry import MODELS
 
 Channels = Union[int, Sequence[int]]
 
-# Connector types whose channel arguments are filled in per level.
-CHANNEL_KEYS: Dict[str, Tuple[str, str]] = {
+# Connector types whose channel arguments are filled in per level:
+# (key for the student channels, key for the teacher channels or None).
+CHANNEL_KEYS: Dict[str, Tuple[str, Optional[str]]] = {
     'ProjectorConnector': ('in_channels', 'out_channels'),
     'MGDConnector': ('student_channels', 'teacher_channels'),
     'ConvModuleConnector': ('in_channel', 'out_channel'),
+    'FBKDStudentConnector': ('in_channels', None),
 }
+# Teacher-side connectors (FBKD) take the teacher channels.
+TEACHER_CHANNEL_KEYS: Dict[str, str] = {'FBKDTeacherConnector': 'in_channels'}
+
+
+def _fill(conn: dict, keys: Dict, values) -> dict:
+    conn = copy.deepcopy(conn)
+    found = keys.get(conn.get('type'))
+    if isinstance(found, str):
+        found = (found, )
+    for key, value in zip(found or (), values):
+        if key is not None:
+            conn.setdefault(key, value)
+    return conn
 
 
 def _per_level(key: str, channels: Channels, levels: Sequence[int]):
@@ -45,13 +60,15 @@ def fpn_distiller_cfg(levels: Sequence[int],
                       teacher_channels: Channels,
                       loss: dict,
                       connector: Optional[dict] = None,
+                      teacher_connector: Optional[dict] = None,
                       student_source: str = 'neck',
                       teacher_source: str = 'neck',
                       loss_args: Tuple[str, str] = ('preds_S', 'preds_T'),
                       name: str = 'fpn') -> dict:
     """Return the ``ConfigurableDistiller`` config for per-level distillation.
 
-    Level ``i`` gets connector ``{name}{i}_student`` (if ``connector``), loss
+    Level ``i`` gets connector ``{name}{i}_student`` (if ``connector``; and
+    ``{name}{i}_teacher`` if ``teacher_connector``, as FBKD needs), loss
     ``loss_{name}{i}`` (the name must contain "loss" for MMEngine to add it
     to the total) and a mapping ``loss_args[0]`` <- student level ``i``
     through the connector, ``loss_args[1]`` <- teacher level ``i``.
@@ -69,19 +86,17 @@ def fpn_distiller_cfg(levels: Sequence[int],
         losses[loss_name] = copy.deepcopy(loss)
         student_record = dict(
             recorder=f'{name}_s', from_student=True, data_idx=level)
+        teacher_record = dict(
+            recorder=f'{name}_t', from_student=False, data_idx=level)
         if connector is not None:
-            conn = copy.deepcopy(connector)
-            keys = CHANNEL_KEYS.get(conn.get('type'))
-            if keys is not None:
-                conn.setdefault(keys[0], c_s)
-                conn.setdefault(keys[1], c_t)
-            connectors[f'{name}{level}_student'] = conn
+            connectors[f'{name}{level}_student'] = _fill(
+                connector, CHANNEL_KEYS, (c_s, c_t))
             student_record['connector'] = f'{name}{level}_student'
-        mappings[loss_name] = {
-            arg_S: student_record,
-            arg_T: dict(recorder=f'{name}_t', from_student=False,
-                        data_idx=level),
-        }
+        if teacher_connector is not None:
+            connectors[f'{name}{level}_teacher'] = _fill(
+                teacher_connector, TEACHER_CHANNEL_KEYS, (c_t, ))
+            teacher_record['connector'] = f'{name}{level}_teacher'
+        mappings[loss_name] = {arg_S: student_record, arg_T: teacher_record}
     return dict(
         type='ConfigurableDistiller',
         student_recorders={

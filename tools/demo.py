@@ -1,10 +1,11 @@
 """The main job on the built-in data (``make demo``): generate the data,
 train a teacher (once; reused afterwards), the student alone and the VkD
 student with the same schedule and seed, evaluate each with COCO mAP and
-print the table (also written to WORK_DIR/results.md)."""
+print the table (also written to WORK_DIR/results.md) and write PNG
+figures: mAP per run, loss curves, and features/detections side by side."""
 import argparse
 
-from mmkd.apis.demo import run_demo, write_report
+from mmkd.apis.demo import make_demo_figures, run_demo, write_report
 
 
 def main(argv=None):
@@ -21,6 +22,8 @@ def main(argv=None):
     results = run_demo(args.work_dir, args.data_root, args.seed, args.methods,
                        args.retrain_teacher, args.cfg_options)
     print(write_report(results, args.work_dir))
+    for path in make_demo_figures(results, args.work_dir, args.data_root):
+        print(f'figure: {path}')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,7 @@
+# MMRazor's MGD on the built-in data (baseline): masked generative
+# distillation; MGDConnector aligns 32 -> 64 channels itself.
+_base_ = ['./vkd_retinanet_shapes.py']
+model = dict(
+    distiller=dict(
+        connector=dict(_delete_=True, type='MGDConnector', lambda_mgd=0.65),
+        loss=dict(_delete_=True, type='MGDLoss', alpha_mgd=0.00002)))

@@ -1,0 +1,223 @@
+"""Step time and memory of distillation methods against the floor.
+
+The floor of a distillation step is the student's own training step plus the
+teacher's backbone+neck forward (no grad) on the same preprocessed batch.
+Every method is timed on that batch, in one process, interleaved (one step
+of each method per round), after warm-up; medians are reported.
+"""
+import copy
+import statistics
+import time
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import MODELS, DefaultScope
+
+from .data import make_det_batch
+from .distill import fpn_distiller_cfg
+
+RECIPES: Dict[str, dict] = {
+    'vkd': dict(connector=dict(type='ProjectorConnector', orthogonal=True),
+                loss=dict(type='OrthoDistillLoss', norm='batch',
+                          distance='smooth_l1')),
+    'srd': dict(connector=dict(type='ProjectorConnector', orthogonal=False),
+                loss=dict(type='OrthoDistillLoss', norm='instance',
+                          distance='l1', reduction='logsum', alpha=4.0)),
+    'pkd': dict(loss=dict(type='PKDLoss', loss_weight=6.0)),
+    'cwd': dict(loss=dict(type='ChannelWiseDivergence', tau=1.0,
+                          loss_weight=10.0)),
+    'mgd': dict(connector=dict(type='MGDConnector', lambda_mgd=0.65),
+                loss=dict(type='MGDLoss', alpha_mgd=0.00002)),
+    'fbkd': dict(connector=dict(type='FBKDStudentConnector', mode='dot_product',
+                                sub_sample=True, maxpool_stride=8),
+                 teacher_connector=dict(type='FBKDTeacherConnector',
+                                        mode='dot_product', sub_sample=True,
+                                        maxpool_stride=8),
+                 loss=dict(type='FBKDLoss'), loss_args=('s_input', 't_input')),
+}
+METHODS = ('student', 'teacher_fwd') + tuple(RECIPES)
+
+
+def _mmdet_model(cfg_path: str) -> ConfigDict:
+    from mmengine.hub import get_config
+    model = copy.deepcopy(get_config(cfg_path).model)
+    model.backbone.init_cfg = None
+    model._scope_ = 'mmdet'
+    return model
+
+
+def setting_models(setting: str) -> Tuple[dict, dict, int, int]:
+    """(student cfg, teacher cfg, student channels, teacher channels)."""
+    if setting == 'demo':
+        import os.path as osp
+        root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+        model = Config.fromfile(
+            osp.join(root, 'configs/demo/vkd_retinanet_shapes.py')).model
+        d = model.distiller
+        return (model.architecture, model.teacher, d.student_channels,
+                d.teacher_channels)
+    pairs = {
+        'retinanet_r50_r18': ('retinanet/retinanet_r18_fpn_1x_coco.py',
+                              'retinanet/retinanet_r50_fpn_1x_coco.py'),
+        'faster-rcnn_r101_r50': ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+                                 'faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py'),
+    }
+    if setting not in pairs:
+        raise ValueError(f'benchmark setting {setting!r}: choose demo or one '
+                         f'of {sorted(pairs)}')
+    student, teacher = pairs[setting]
+    return (_mmdet_model(f'mmdet::{student}'),
+            _mmdet_model(f'mmdet::{teacher}'), 256, 256)
+
+
+def build_method(method: str, student: dict, teacher: dict, c_s: int,
+                 c_t: int, teacher_dtype: str = 'float32'):
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        if method in ('student', 'teacher_fwd'):
+            model = MODELS.build(copy.deepcopy(
+                student if method == 'student' else teacher))
+            if method == 'teacher_fwd':
+                model.requires_grad_(False)
+                model.eval()
+            return model
+        recipe = copy.deepcopy(RECIPES[method])
+        if c_s != c_t and 'connector' not in recipe:
+            # PKD and CWD compare equal channels: MMRazor's 1x1 ConvModule.
+            recipe['connector'] = dict(
+                type='ConvModuleConnector', kernel_size=1, norm_cfg=None,
+                act_cfg=None)
+        if c_s != c_t and method == 'fbkd':
+            raise ValueError('FBKD needs equal student and teacher channels')
+        return MODELS.build(dict(
+            _scope_='mmrazor', type='FastFpnTeacherDistill',
+            teacher_dtype=teacher_dtype,
+            architecture=copy.deepcopy(student),
+            teacher=copy.deepcopy(teacher),
+            distiller=fpn_distiller_cfg(levels=range(5), student_channels=c_s,
+                                        teacher_channels=c_t, **recipe)))
+
+
+def make_step(method: str, model, data: dict) -> Callable[[], None]:
+    """One training step (forward, backward, SGD step) or, for the teacher,
+    one no-grad backbone+neck forward, on an already preprocessed batch."""
+    if method == 'teacher_fwd':
+        def forward():
+            with torch.no_grad():
+                model.extract_feat(data['inputs'])
+        return forward
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
+
+    def step():
+        losses = model(data['inputs'], data['data_samples'], mode='loss')
+        loss, _ = model.parse_losses(losses)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def distill_share(model) -> float:
+    """Seconds for connectors + losses, forward and backward, on the features
+    recorded by the last step (the student's made leaves with grad)."""
+    distiller = model.distiller
+    saved = {}
+    for name, rec in distiller.student_recorders.recorders.items():
+        saved[name] = rec._data_buffer
+        rec._data_buffer = [_leaf(r) for r in rec._data_buffer]
+    try:
+        start = time.perf_counter()
+        losses = distiller.compute_distill_losses()
+        sum(losses.values()).backward()
+        return time.perf_counter() - start
+    finally:
+        for name, rec in distiller.student_recorders.recorders.items():
+            rec._data_buffer = saved[name]
+
+
+def _leaf(record):
+    if isinstance(record, torch.Tensor):
+        return record.detach().requires_grad_(True)
+    return type(record)(_leaf(r) for r in record)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
+                  batch_size: int = 2, methods=METHODS, warmup: int = 2,
+                  repeats: int = 5, device: Optional[str] = None,
+                  teacher_dtype: str = 'float32') -> Dict[str, dict]:
+    """Median step seconds per method, the floor and the ratios."""
+    device = torch.device(device or ('cuda' if torch.cuda.is_available()
+                                     else 'cpu'))
+    torch.manual_seed(0)
+    student, teacher, c_s, c_t = setting_models(setting)
+    raw = make_det_batch(batch_size, size, seed=0)
+    steps, models = {}, {}
+    if c_s != c_t:
+        methods = [m for m in methods if m != 'fbkd']
+    for method in ('student', 'teacher_fwd') + tuple(
+            m for m in methods if m not in ('student', 'teacher_fwd')):
+        model = build_method(method, student, teacher, c_s, c_t,
+                             teacher_dtype).to(device)
+        data = model.data_preprocessor(copy.deepcopy(raw), True)
+        models[method] = model
+        steps[method] = make_step(method, model, data)
+    times: Dict[str, List[float]] = {m: [] for m in steps}
+    shares: Dict[str, List[float]] = {m: [] for m in steps}
+    peak: Dict[str, Optional[float]] = {m: None for m in steps}
+    for round_ in range(warmup + repeats):
+        for method, step in steps.items():
+            if device.type == 'cuda':
+                torch.cuda.reset_peak_memory_stats(device)
+            _sync(device)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            elapsed = time.perf_counter() - start
+            if round_ < warmup:
+                continue
+            times[method].append(elapsed)
+            if device.type == 'cuda':
+                peak[method] = max(peak[method] or 0,
+                                   torch.cuda.max_memory_allocated(device))
+            if hasattr(models[method], 'distiller'):
+                shares[method].append(distill_share(models[method]))
+    return summarise(times, shares, peak)
+
+
+def summarise(times: Dict[str, List[float]], shares: Dict[str, List[float]],
+              peak: Dict[str, Optional[float]]) -> Dict[str, dict]:
+    """Ratios computed from the measured medians only."""
+    med = {m: statistics.median(t) for m, t in times.items()}
+    floor = med['student'] + med['teacher_fwd']
+    out = {}
+    for method, t in med.items():
+        row = dict(step_s=t, repeats=len(times[method]),
+                   peak_mb=None if peak[method] is None else
+                   peak[method] / 2**20)
+        if method not in ('student', 'teacher_fwd'):
+            row['over_floor'] = t / floor
+            row['distill_share'] = statistics.median(shares[method]) / t
+        out[method] = row
+    out['floor'] = dict(step_s=floor, repeats=0, peak_mb=None)
+    return out
+
+
+def format_table(results: Dict[str, dict], title: str) -> str:
+    lines = [f'**{title}**', '',
+             '| method | step (ms) | step / floor | connectors+losses share |'
+             ' peak mem (MB) |', '|---|---|---|---|---|']
+    for method, r in results.items():
+        ratio = f"{r['over_floor']:.3f}" if 'over_floor' in r else '-'
+        share = (f"{100 * r['distill_share']:.1f} %"
+                 if 'distill_share' in r else '-')
+        mem = f"{r['peak_mb']:.0f}" if r['peak_mb'] is not None else 'n/a'
+        lines.append(f"| {method} | {1000 * r['step_s']:.1f} | {ratio} | "
+                     f'{share} | {mem} |')
+    return '\n'.join(lines)

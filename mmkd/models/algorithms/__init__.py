@@ -1,0 +1,3 @@
+from .fast_fpn_teacher_distill import FastFpnTeacherDistill
+
+__all__ = ['FastFpnTeacherDistill']
