@@ -1,0 +1,311 @@
+"""Every config under configs/ loads and its model builds on the CPU without a
+download; the COCO configs take their teacher, student, data and schedule
+from MMDetection's own configs and model zoo."""
+import copy
+import glob
+import os.path as osp
+import re
+from functools import lru_cache
+from typing import Dict, Tuple
+
+import pytest
+import mmdet
+import yaml
+from mmengine.config import Config, ConfigDict
+from mmengine.hub import get_config
+from mmengine.registry import MODELS, DefaultScope
+from torch.nn.utils import parametrize
+
+import mmkd  # noqa: F401  (compat layer, registers mmkd's modules)
+from mmkd.preflight import PreflightError, preflight
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG_DIR = osp.join(ROOT, 'configs')
+CONFIGS = sorted(
+    p for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
+    if '_base_' not in osp.relpath(p, CONFIG_DIR).split(osp.sep))
+COCO_CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*_coco.py')))
+MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
+
+# What each method prefix must build: distill loss type, connector type
+# (None: no connector) and the connector / loss options that make the recipe.
+METHODS = {
+    'vkd': ('OrthoDistillLoss', 'ProjectorConnector',
+            dict(orthogonal=True), dict(norm='batch', distance='smooth_l1',
+                                        reduction='mean')),
+    'srd': ('OrthoDistillLoss', 'ProjectorConnector',
+            dict(orthogonal=False), dict(norm='instance', distance='l1',
+                                         reduction='logsum', alpha=4.0)),
+    'pkd': ('PKDLoss', None, {}, {}),
+    'cwd': ('ChannelWiseDivergence', None, {}, dict(tau=1.0)),
+    'mgd': ('MGDLoss', 'MGDConnector', dict(lambda_mgd=0.65),
+            dict(alpha_mgd=0.00002)),
+}
+# COCO pair -> (teacher, student) mmdet configs and the student's epochs.
+PAIRS = {
+    'retinanet_r50_r18': ('retinanet/retinanet_r50_fpn_1x_coco.py',
+                          'retinanet/retinanet_r18_fpn_1x_coco.py', 12),
+    'retinanet_r101_r50_2x': ('retinanet/retinanet_r101_fpn_2x_coco.py',
+                              'retinanet/retinanet_r50_fpn_2x_coco.py', 24),
+    'faster-rcnn_r101_r50_2x': ('faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py',
+                                'faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
+                                24),
+}
+STUDENTS = {
+    'retinanet_r18': PAIRS['retinanet_r50_r18'],
+    'retinanet_r50_2x': PAIRS['retinanet_r101_r50_2x'],
+    'faster-rcnn_r50_2x': PAIRS['faster-rcnn_r101_r50_2x'],
+}
+DISTILL_NAME = re.compile(r'^(%s)_(.+)_coco\.py$' % '|'.join(METHODS))
+STUDENT_NAME = re.compile(r'^student_(.+)_coco\.py$')
+
+
+def _name(path: str) -> str:
+    return osp.relpath(path, CONFIG_DIR)
+
+
+def _method(path: str) -> str:
+    return osp.basename(path).split('_')[0]
+
+
+@lru_cache(maxsize=None)
+def _load(path: str) -> Config:
+    return Config.fromfile(path)
+
+
+def disable_pretrained(cfg) -> None:
+    """Set every ``init_cfg`` that loads weights (type 'Pretrained') to None,
+    in place, at any depth of a model config."""
+    if isinstance(cfg, dict):
+        init = cfg.get('init_cfg')
+        inits = init if isinstance(init, (list, tuple)) else [init]
+        if any(isinstance(i, dict) and i.get('type') == 'Pretrained'
+               for i in inits):
+            cfg['init_cfg'] = None
+        for value in cfg.values():
+            disable_pretrained(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            disable_pretrained(value)
+
+
+def offline_model_cfg(cfg: Config) -> ConfigDict:
+    """``cfg.model`` that builds without reading or downloading weights."""
+    model = copy.deepcopy(cfg.model)  # the cached Config stays untouched
+    disable_pretrained(model)
+    if 'teacher_ckpt' in model:
+        model.teacher_ckpt = None
+    assert '://' not in str(model), f'a URL is left in {model}'
+    return model
+
+
+def build(cfg: Config):
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        return MODELS.build(offline_model_cfg(cfg))
+
+
+def plain(cfg, drop=('_scope_', )):
+    """A config as plain Python values, without the given keys at any depth
+    (MMEngine adds ``_scope_`` to what a config inherits from mmdet)."""
+    if isinstance(cfg, dict):
+        return {k: plain(v, drop) for k, v in cfg.items() if k not in drop}
+    if isinstance(cfg, (list, tuple)):
+        return [plain(v, drop) for v in cfg]
+    return cfg
+
+
+@lru_cache(maxsize=None)
+def mmdet_zoo() -> Dict[str, Tuple[str, float]]:
+    """mmdet config path ('retinanet/x.py') -> (weights URL, box AP), from
+    the installed mmdet metafiles."""
+    zoo = {}
+    for path in glob.glob(osp.join(MMDET_CONFIGS, '*', 'metafile.yml')):
+        with open(path) as f:
+            meta = yaml.safe_load(f)
+        if not isinstance(meta, dict):
+            continue
+        for model in meta.get('Models') or []:
+            results = model.get('Results') or []
+            aps = [r.get('Metrics', {}).get('box AP') for r in results
+                   if isinstance(r, dict)]
+            zoo[model['Config'].replace('configs/', '', 1)] = (
+                model.get('Weights'), aps[0] if aps else None)
+    return zoo
+
+
+def test_configs_are_found():
+    names = [_name(p) for p in CONFIGS]
+    assert 'demo/vkd_retinanet_shapes.py' in names
+    assert 'vkd_retinanet_r50_r18_coco.py' in names
+    # Five methods on each of the three COCO pairs, and each student alone.
+    assert len(COCO_CONFIGS) == len(METHODS) * len(PAIRS) + len(STUDENTS)
+    for path in COCO_CONFIGS:
+        name = osp.basename(path)
+        distill, student = DISTILL_NAME.match(name), STUDENT_NAME.match(name)
+        assert (distill and distill.group(2) in PAIRS) or (
+            student and student.group(1) in STUDENTS), name
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=_name)
+def test_model_builds_offline(path):
+    cfg = _load(path)
+    model = build(cfg)
+    assert type(model).__name__ == cfg.model.type
+    if 'distiller' not in cfg.model:
+        assert cfg.model.get('_scope_', 'mmdet') == 'mmdet'
+        return
+    # The detectors are built by MMRazor from its own scope: they must say
+    # they are mmdet's.
+    assert cfg.model._scope_ == 'mmrazor'
+    assert cfg.model.architecture._scope_ == 'mmdet'
+    assert cfg.model.teacher._scope_ == 'mmdet'
+    assert type(model.student).__name__ == cfg.model.architecture.type
+    assert type(model.teacher).__name__ == cfg.model.teacher.type
+    assert not any(p.requires_grad for p in model.teacher.parameters())
+    for detector in (cfg.model.architecture, cfg.model.teacher):
+        assert detector.neck.num_outs == 5
+
+    # One loss (and one connector per configured connector) per FPN level.
+    distiller = cfg.model.distiller
+    assert distiller.type == 'FpnDistiller'
+    assert tuple(distiller.levels) == (0, 1, 2, 3, 4)
+    losses = model.distiller.distill_losses
+    assert len(losses) == 5
+    assert {type(loss).__name__ for loss in losses.values()} == {
+        distiller.loss.type}
+    connectors = model.distiller.connectors
+    configured = [distiller[key].type for key in ('connector',
+                                                  'teacher_connector')
+                  if distiller.get(key)]
+    assert sorted(type(c).__name__ for c in connectors.values()) == sorted(
+        configured * 5)
+
+    if osp.dirname(path) != CONFIG_DIR:
+        return
+    # The COCO configs follow their method's recipe.
+    loss_type, connector_type, connector_opts, loss_opts = METHODS[
+        _method(path)]
+    assert distiller.loss.type == loss_type
+    assert configured == ([connector_type] if connector_type else [])
+    for loss in losses.values():
+        for key, value in loss_opts.items():
+            assert getattr(loss, key) == value, (key, loss)
+    for conn in connectors.values():
+        for key, value in connector_opts.items():
+            assert getattr(conn, key) == value, (key, conn)
+        if connector_type == 'ProjectorConnector':
+            assert parametrize.is_parametrized(
+                conn.proj, 'weight') == conn.orthogonal
+
+
+@pytest.mark.parametrize('path', COCO_CONFIGS, ids=_name)
+def test_coco_config_uses_mmdet_zoo(path):
+    cfg = _load(path)
+    name = osp.basename(path)
+    distill = DISTILL_NAME.match(name)
+    if distill:
+        teacher_cfg, student_cfg, epochs = PAIRS[distill.group(2)]
+        student = cfg.model.architecture
+    else:
+        teacher_cfg, student_cfg, epochs = STUDENTS[
+            STUDENT_NAME.match(name).group(1)]
+        student = cfg.model
+    mmdet_student = get_config(f'mmdet::{student_cfg}')
+    # The student is mmdet's, ImageNet init included.
+    assert plain(student) == plain(mmdet_student.model)
+    assert student.backbone.init_cfg.checkpoint.startswith('torchvision://')
+    # So are the data, schedule and runtime.
+    for key in mmdet_student:
+        if key != 'model':
+            assert plain(cfg[key]) == plain(mmdet_student[key]), key
+    assert cfg.train_cfg.max_epochs == epochs
+    if not distill:
+        return
+
+    # The teacher is mmdet's (its init aside: teacher_ckpt gives all its
+    # weights) and teacher_ckpt is that config's checkpoint in mmdet's zoo.
+    teacher = plain(cfg.model.teacher)
+    assert teacher['backbone'].pop('init_cfg') is None
+    mmdet_teacher = plain(get_config(f'mmdet::{teacher_cfg}').model)
+    assert mmdet_teacher['backbone'].pop('init_cfg')['type'] == 'Pretrained'
+    assert teacher == mmdet_teacher
+    url = cfg.model.teacher_ckpt
+    assert url.startswith('https://download.openmmlab.com/mmdetection/')
+    assert url in {w for w, _ in mmdet_zoo().values() if isinstance(w, str)}
+    assert mmdet_zoo()[teacher_cfg][0] == url
+
+
+@pytest.mark.parametrize('path', COCO_CONFIGS, ids=_name)
+def test_coco_config_reads_standard_layout(path):
+    cfg = _load(path)
+    splits = dict(train_dataloader=('train2017', 'instances_train2017.json'),
+                  val_dataloader=('val2017', 'instances_val2017.json'),
+                  test_dataloader=('val2017', 'instances_val2017.json'))
+    for loader, (images, ann) in splits.items():
+        dataset = cfg[loader].dataset
+        assert dataset.type == 'CocoDataset'
+        assert dataset.data_root == 'data/coco/'
+        assert dataset.ann_file == f'annotations/{ann}'
+        assert dataset.data_prefix.img == f'{images}/'
+    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
+        assert evaluator.type == 'CocoMetric'
+        assert evaluator.ann_file == \
+            'data/coco/annotations/instances_val2017.json'
+
+
+def test_preflight_names_missing_coco(tmp_path, monkeypatch):
+    cfg = _load(osp.join(CONFIG_DIR, 'vkd_retinanet_r50_r18_coco.py'))
+    monkeypatch.chdir(tmp_path)  # no data/coco here
+    monkeypatch.setenv('MMKD_SKIP_URL_CHECK', '1')  # never reach a network
+    with pytest.raises(PreflightError) as info:
+        preflight(cfg, train=True)
+    message = str(info.value)
+    assert 'data/coco/annotations/instances_train2017.json' in message
+    assert 'data/coco/train2017' in message
+    assert 'cocodataset.org' in message and 'mim download' in message
+
+
+def test_metafile_lists_every_coco_config():
+    with open(osp.join(CONFIG_DIR, 'metafile.yml')) as f:
+        meta = yaml.safe_load(f)
+    collections = {c['Name'] for c in meta['Collections']}
+    models = {m['Config']: m for m in meta['Models']}
+    assert set(models) == {f'configs/{osp.basename(p)}' for p in COCO_CONFIGS}
+    zoo = mmdet_zoo()
+    for config, entry in models.items():
+        assert entry['In Collection'] in collections
+        assert entry['Name'] == osp.splitext(osp.basename(config))[0]
+        # Nothing has been measured or trained yet.
+        assert entry['Results'][0]['Metrics']['box AP'] is None
+        assert entry['Weights'] is None
+        cfg = _load(osp.join(ROOT, config))
+        for role in ('Teacher', 'Student'):
+            if role not in entry['Metadata']:
+                continue
+            ref = entry['Metadata'][role]
+            mmdet_cfg = ref['Config'].replace('mmdet::', '')
+            assert zoo[mmdet_cfg] == (ref['Weights'],
+                                      ref['Metrics']['box AP']), config
+        if 'Teacher' in entry['Metadata']:
+            assert entry['Metadata']['Teacher']['Weights'] == \
+                cfg.model.teacher_ckpt
+        assert entry['Metadata']['Epochs'] == cfg.train_cfg.max_epochs
+
+
+def test_model_zoo_doc_lists_every_coco_config():
+    with open(osp.join(ROOT, 'docs', 'model_zoo.md')) as f:
+        doc = f.read()
+    for path in COCO_CONFIGS:
+        config = f'configs/{osp.basename(path)}'
+        assert f'python tools/train.py {config}' in doc
+        assert f'bash tools/dist_train.sh {config} 8' in doc
+
+
+def test_offline_model_cfg_leaves_no_download():
+    cfg = _load(osp.join(CONFIG_DIR, 'vkd_retinanet_r50_r18_coco.py'))
+    model = offline_model_cfg(cfg)
+    assert model.architecture.backbone.init_cfg is None
+    assert model.teacher_ckpt is None
+    # The loaded config itself is unchanged.
+    assert cfg.model.architecture.backbone.init_cfg.type == 'Pretrained'
+    assert cfg.model.teacher_ckpt.startswith('https://')
