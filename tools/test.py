@@ -5,7 +5,7 @@
 import argparse
 
 # Importing mmkd applies its compatibility layer and registers its modules.
-from mmkd.apis import add_common_args, parse, test
+from mmkd.apis import add_common_args, parse, run_tool, test
 
 
 def main(argv=None):
@@ -23,4 +23,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

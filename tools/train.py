@@ -7,7 +7,7 @@
 import argparse
 
 # Importing mmkd applies its compatibility layer and registers its modules.
-from mmkd.apis import add_common_args, parse, train
+from mmkd.apis import add_common_args, parse, run_tool, train
 
 
 def main(argv=None):
@@ -29,4 +29,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -1,5 +1,5 @@
-from .cli import add_common_args, parse
+from .cli import add_common_args, parse, run_tool
 from .train import enable_amp, load_config, test, train
 
-__all__ = ['add_common_args', 'parse', 'enable_amp', 'load_config', 'test',
-           'train']
+__all__ = ['add_common_args', 'parse', 'run_tool', 'enable_amp',
+           'load_config', 'test', 'train']

@@ -24,3 +24,24 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+def run_tool(main, argv=None) -> None:
+    """Run a tool's ``main``; a user error (missing data or checkpoint, a
+    refused checkpoint, a bad distiller config) prints one message and
+    exits with status 2 instead of a traceback (MMKD_TRACEBACK=1 shows it)."""
+    import sys
+
+    from ..checkpoint import CheckpointError
+    from ..compat import UnsafeCheckpointError
+    from ..engine import NonFiniteLossError
+    from ..preflight import PreflightError
+    user_errors = (PreflightError, CheckpointError, UnsafeCheckpointError,
+                   NonFiniteLossError, FileNotFoundError)
+    try:
+        main(argv)
+    except user_errors as exc:
+        if os.environ.get('MMKD_TRACEBACK'):
+            raise
+        print(f'mmkd error: {exc}', file=sys.stderr)
+        sys.exit(2)
