@@ -105,3 +105,15 @@ def test_missing_data_stops_before_runner(tmp_path):
     assert osp.join(missing, 'annotations', 'instances_train.json') in err
     assert 'tools/make_data.py' in err
     assert not osp.exists(work_dir)  # stopped before the runner was built
+
+
+def test_preflight_checks_evaluator_annotations(tiny_data, tmp_path):
+    from mmkd.preflight import PreflightError, preflight
+    cfg = Config.fromfile(osp.join(DEMO, 'retinanet_student_shapes.py'))
+    cfg.merge_from_dict(dict(
+        kv.split('=', 1) for kv in data_options(tiny_data)))
+    preflight(cfg)  # everything present
+    cfg.val_evaluator.ann_file = str(tmp_path / 'gone.json')
+    with pytest.raises(PreflightError,
+                       match=r'val_evaluator.ann_file: .*gone.json'):
+        preflight(cfg)

@@ -1,5 +1,6 @@
+from .amp import AutocastOptimWrapper
 from .guards import (FiniteLossHook, NonFiniteLossError, check_distiller_shapes,
                      check_finite)
 
-__all__ = ['FiniteLossHook', 'NonFiniteLossError', 'check_distiller_shapes',
+__all__ = ['AutocastOptimWrapper', 'FiniteLossHook', 'NonFiniteLossError', 'check_distiller_shapes',
            'check_finite']
