@@ -332,6 +332,12 @@ def apply() -> None:
     global _applied
     if _applied:
         return
+    # mmengine imports pkg_resources to find mmdet's configs; setuptools
+    # warns about it on every tool start. The warning is not actionable for
+    # users (setuptools is pinned below 81 where it still exists).
+    import warnings
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated',
+                            category=UserWarning)
     check_joblib()
     stub_mmrazor_quantization()
     patch_checkpoint_loading()
