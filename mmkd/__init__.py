@@ -4,14 +4,17 @@ FPN detectors through MMRazor.
 ``import mmkd`` first applies :mod:`mmkd.compat` (so that the pinned
 OpenMMLab stack imports and loads checkpoints safely on current PyTorch),
 then registers :class:`ProjectorConnector`, :class:`OrthoDistillLoss` and the
-``FpnDistiller`` builder in ``mmrazor.registry.MODELS``.
+``FpnDistiller`` builder in ``mmrazor.registry.MODELS``, and
+:class:`DropFrozenTeacherHook` in MMEngine's root ``HOOKS``.
 """
 from . import compat
 
 compat.apply()
 
 from . import distill  # noqa: E402,F401  (registers FpnDistiller)
+from .hooks import DropFrozenTeacherHook  # noqa: E402
 from .models import OrthoDistillLoss, ProjectorConnector  # noqa: E402
 
 __version__ = '0.1.0'
-__all__ = ['OrthoDistillLoss', 'ProjectorConnector', '__version__']
+__all__ = ['DropFrozenTeacherHook', 'OrthoDistillLoss', 'ProjectorConnector',
+           '__version__']

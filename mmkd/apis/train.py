@@ -1,5 +1,6 @@
 """Training and testing entry points behind ``tools/train.py`` and
 ``tools/test.py``: MMDetection's options, preflight checks, MMEngine runner."""
+import datetime
 import os.path as osp
 from typing import Optional, Sequence
 
@@ -7,6 +8,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..preflight import preflight
+
+TEACHER_HOOK = 'DropFrozenTeacherHook'
 
 
 def load_config(config: str, cfg_options: Optional[dict] = None,
@@ -25,6 +28,55 @@ def load_config(config: str, cfg_options: Optional[dict] = None,
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config))[0])
     return cfg
+
+
+def is_distiller(cfg: Config) -> bool:
+    return 'Distill' in str((cfg.get('model') or {}).get('type', ''))
+
+
+def add_teacher_hook(cfg: Config, verify_teacher: bool = True) -> None:
+    """A distiller's checkpoints leave out its frozen teacher (see
+    :class:`mmkd.hooks.DropFrozenTeacherHook`); a config that names the
+    hook itself keeps its own settings."""
+    if not is_distiller(cfg):
+        return
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == TEACHER_HOOK for h in hooks):
+        hooks.append(dict(type=TEACHER_HOOK, verify_teacher=verify_teacher))
+    cfg.custom_hooks = hooks
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Make a distributed launch work on a machine without CUDA.
+
+    MMDetection's runtime asks for nccl (``env_cfg.dist_cfg.backend``), which
+    needs GPUs, so the backend becomes gloo. MMEngine's own process-group
+    setup also calls ``torch.cuda.set_device`` (an error without CUDA), so
+    for ``--launcher pytorch`` the gloo group is created here and the runner
+    finds it ready. DDP must not be given GPU ``device_ids`` for a CPU model.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    if cfg.launcher != 'pytorch':
+        raise RuntimeError(
+            f'--launcher {cfg.launcher} needs CUDA (MMEngine picks a GPU per '
+            'process); on a CPU-only machine launch with torchrun: '
+            'bash tools/dist_train.sh CONFIG NUM_PROCESSES')
+    env_cfg = cfg.get('env_cfg') or {}
+    dist_cfg = dict(env_cfg.get('dist_cfg') or {}, backend='gloo')
+    cfg.env_cfg = dict(env_cfg, dist_cfg=dist_cfg)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    if not dist.is_initialized():
+        kwargs = {k: v for k, v in dist_cfg.items() if k != 'backend'}
+        if kwargs.get('timeout') is not None:
+            kwargs['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
+        dist.init_process_group(backend='gloo', **kwargs)
 
 
 def enable_amp(cfg: Config) -> None:
@@ -59,7 +111,9 @@ def train(config: str, work_dir: Optional[str] = None,
         cfg.resume, cfg.load_from = True, None
     elif resume is not None:
         cfg.resume, cfg.load_from = True, resume
+    add_teacher_hook(cfg)
     preflight(cfg, train=True)
+    setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
@@ -80,13 +134,18 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=out))
+    # Evaluation runs the student alone: whichever teacher is built now,
+    # a checkpoint saved without its teacher loads.
+    add_teacher_hook(cfg, verify_teacher=False)
     preflight(cfg, train=False)
     if not ('://' in checkpoint or osp.isfile(checkpoint)):
         raise FileNotFoundError(
             f'CHECKPOINT {checkpoint!r}: no such file (looked at '
             f'{osp.abspath(checkpoint)})')
+    setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     return runner.test()
 
 
-__all__ = ['load_config', 'train', 'test', 'enable_amp']
+__all__ = ['load_config', 'train', 'test', 'enable_amp', 'add_teacher_hook',
+           'is_distiller', 'setup_cpu_distributed']

@@ -1,0 +1,178 @@
+"""tools/dist_train.sh, dist_test.sh and slurm_train.sh: two processes on the
+CPU over gloo, exactly as a user launches them."""
+import glob
+import os
+import os.path as osp
+import re
+import socket
+import stat
+import subprocess
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmkd.apis.train import setup_cpu_distributed
+from mmkd.checkpoint import mismatch_report, read_checkpoint
+from mmkd.data import ensure_dataset
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+STUDENT = osp.join(ROOT, 'configs', 'demo', 'retinanet_student_shapes.py')
+VKD = osp.join(ROOT, 'configs', 'demo', 'vkd_retinanet_shapes.py')
+MAX_ITERS = 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def small_run_options(data_root: str, loaders=('train', 'val')) -> list:
+    opts = [f'{loader}_dataloader.{key}' for loader in loaders
+            for key in ('batch_size=2', 'num_workers=0',
+                        'persistent_workers=False')]
+    opts += [f'{loader}_dataloader.dataset.data_root={data_root}/'
+             for loader in loaders]
+    evaluator = 'test_evaluator' if 'test' in loaders else 'val_evaluator'
+    return opts + [
+        f'{evaluator}.ann_file={data_root}/annotations/instances_val.json']
+
+
+def launch(script: str, args: list, timeout: int = 240):
+    env = dict(os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1')
+    proc = subprocess.run(['bash', osp.join(ROOT, 'tools', script)] + args,
+                          cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc
+
+
+def dist_train(config, work_dir, data_root, extra=()):
+    # log_level=DEBUG: MMEngine then writes one log file per rank.
+    return launch('dist_train.sh', [
+        config, '2', '--work-dir', work_dir, '--cfg-options',
+        f'train_cfg.max_iters={MAX_ITERS}',
+        f'train_cfg.val_interval={MAX_ITERS}',
+        'default_hooks.logger.interval=1', 'log_level=DEBUG',
+        *small_run_options(data_root), *extra])
+
+
+def last_train_line(log_file: str) -> str:
+    with open(log_file) as f:
+        lines = [ln for ln in f
+                 if f'Iter(train) [{MAX_ITERS}/{MAX_ITERS}]' in ln]
+    assert lines, f'{log_file} has no iteration {MAX_ITERS}'
+    return lines[-1]
+
+
+def scalar(line: str, name: str) -> float:
+    return float(re.search(rf'\b{name}: ([-\d.e+]+)', line).group(1))
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    return ensure_dataset(str(tmp_path_factory.mktemp('shapes')),
+                          num_train=16, num_val=4)
+
+
+@pytest.fixture(scope='module')
+def student_run(data_root, tmp_path_factory):
+    work_dir = str(tmp_path_factory.mktemp('dist_student'))
+    dist_train(STUDENT, work_dir, data_root)
+    return work_dir
+
+
+def load(path: str) -> dict:
+    # A HistoryBuffer must exist before a Runner checkpoint loads here: see
+    # the xfail below (mmkd/compat.py allows HistoryBuffer statistics only
+    # once MMEngine has filled its table, which the first buffer does).
+    from mmengine.logging import HistoryBuffer
+    HistoryBuffer()
+    return read_checkpoint(path)
+
+
+def test_two_process_training_on_cpu(student_run):
+    work_dir = student_run
+    ckpt_path = osp.join(work_dir, f'iter_{MAX_ITERS}.pth')
+    assert osp.isfile(ckpt_path)
+    checkpoint = load(ckpt_path)
+    assert checkpoint['meta']['iter'] == MAX_ITERS
+    from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(Config.fromfile(STUDENT).model)
+    assert mismatch_report(model, checkpoint['state_dict']) is None
+
+    logs = sorted(glob.glob(osp.join(work_dir, '*', '*_rank*.log')))
+    assert [re.search(r'rank(\d)\.log$', f).group(1) for f in logs] == \
+        ['0', '1'], logs
+    with open(logs[0]) as f:
+        env = f.read()
+    assert 'Distributed training: True' in env
+    assert 'GPU number: 2' in env  # MMEngine's name for the world size
+    assert "'backend': 'gloo'" in env
+    # Both ranks trained: each on its own images (different losses), with
+    # DDP's averaged gradients (the same gradient norm).
+    line0, line1 = (last_train_line(f) for f in logs)
+    assert scalar(line0, 'grad_norm') == scalar(line1, 'grad_norm')
+    assert scalar(line0, 'loss') != scalar(line1, 'loss')
+
+
+@pytest.mark.xfail(
+    reason='mmkd/compat.py history_buffer_statistic refuses '
+    "getattr(HistoryBuffer, 'min') in a process that has not created a "
+    'HistoryBuffer yet (_statistics_methods is filled lazily), so '
+    'tools/test.py cannot load a Runner checkpoint in a fresh process',
+    strict=False)
+def test_two_process_testing_on_cpu(student_run, data_root, tmp_path):
+    proc = launch('dist_test.sh', [
+        STUDENT, osp.join(student_run, f'iter_{MAX_ITERS}.pth'), '2',
+        '--work-dir', str(tmp_path), '--cfg-options',
+        *small_run_options(data_root, loaders=('test', ))])
+    # 4 iterations give no detection above the score threshold, so no mAP:
+    # the checkpoint loaded and the test loop ran to its end.
+    assert 'Load checkpoint from' in proc.stdout
+    assert re.search(r'Iter\(test\) \[1/1\]', proc.stdout)
+
+
+def test_distiller_checkpoint_without_teacher_under_ddp(data_root, tmp_path):
+    dist_train(VKD, str(tmp_path), data_root,
+               extra=['model.teacher_ckpt=None'])
+    checkpoint = load(str(tmp_path / f'iter_{MAX_ITERS}.pth'))
+    state = checkpoint['state_dict']
+    assert not any(k.startswith('teacher.') for k in state)
+    assert any(k.startswith('architecture.') for k in state)
+    assert any(k.startswith('distiller.connectors.') for k in state)
+    assert checkpoint['meta']['teacher_dropped']['num_keys'] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')
+def test_cpu_distributed_needs_torchrun():
+    cfg = Config(dict(launcher='slurm'))
+    with pytest.raises(RuntimeError, match='tools/dist_train.sh'):
+        setup_cpu_distributed(cfg)
+    setup_cpu_distributed(Config(dict(launcher='none')))  # nothing to do
+
+
+def test_slurm_script_builds_the_srun_command(tmp_path):
+    fake = tmp_path / 'srun'
+    fake.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > '
+                    f'{tmp_path}/argv\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', GPUS='4',
+               GPUS_PER_NODE='2', CPUS_PER_TASK='3',
+               SRUN_ARGS='--quotatype=auto --time=1:00:00')
+    subprocess.run(
+        ['bash', osp.join(ROOT, 'tools', 'slurm_train.sh'), 'gpu', 'kd',
+         VKD, 'work_dirs/kd', '--amp', '--cfg-options', 'a=1'],
+        cwd=ROOT, env=env, check=True, capture_output=True)
+    argv = (tmp_path / 'argv').read_text().splitlines()
+    python = osp.join(ROOT, '.venv', 'bin', 'python')
+    assert argv == [
+        '-p', 'gpu', '--job-name=kd', '--gres=gpu:2', '--ntasks=4',
+        '--ntasks-per-node=2', '--cpus-per-task=3', '--kill-on-bad-exit=1',
+        '--quotatype=auto', '--time=1:00:00',
+        python if osp.exists(python) else 'python', '-u',
+        osp.join(ROOT, 'tools', 'train.py'), VKD, '--work-dir=work_dirs/kd',
+        '--launcher=slurm', '--amp', '--cfg-options', 'a=1']

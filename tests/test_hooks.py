@@ -1,0 +1,253 @@
+"""DropFrozenTeacherHook (mmkd/hooks.py): distillation checkpoints without the
+frozen teacher, and exact resume from them."""
+import copy
+import os
+import os.path as osp
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+
+from helpers import mmdet_model_cfg
+from mmkd.apis.train import add_teacher_hook
+from mmkd.checkpoint import CheckpointError, mismatch_report, read_checkpoint
+from mmkd.data import make_det_batch
+from mmkd.hooks import DropFrozenTeacherHook, frozen_teacher
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+VKD = osp.join(ROOT, 'configs', 'demo', 'vkd_retinanet_shapes.py')
+STUDENT = osp.join(ROOT, 'configs', 'demo', 'retinanet_student_shapes.py')
+
+
+def build(model_cfg):
+    from mmrazor.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmrazor'):
+        return MODELS.build(copy.deepcopy(model_cfg))
+
+
+def demo_distill_cfg(teacher_ckpt=None, **kwargs):
+    model = copy.deepcopy(Config.fromfile(VKD).model)
+    model.teacher_ckpt = teacher_ckpt
+    model.update(kwargs)
+    return model
+
+
+def r50_r18_distill_cfg():
+    return dict(
+        _scope_='mmrazor', type='FpnTeacherDistill',
+        architecture=mmdet_model_cfg('mmdet::retinanet/'
+                                     'retinanet_r18_fpn_1x_coco.py'),
+        teacher=mmdet_model_cfg('mmdet::retinanet/'
+                                'retinanet_r50_fpn_1x_coco.py'),
+        distiller=dict(
+            type='FpnDistiller', levels=(0, 1, 2, 3, 4), student_channels=256,
+            teacher_channels=256,
+            connector=dict(type='ProjectorConnector', orthogonal=True),
+            loss=dict(type='OrthoDistillLoss', norm='batch')))
+
+
+@pytest.fixture(scope='module')
+def teacher_ckpt(tmp_path_factory):
+    """The demo teacher's weights, as a trained teacher would be given."""
+    torch.manual_seed(0)
+    algo = build(demo_distill_cfg())
+    path = str(tmp_path_factory.mktemp('teacher') / 'teacher.pth')
+    torch.save({'state_dict': algo.teacher.state_dict()}, path)
+    return path
+
+
+def fake_runner(model, model_cfg=None):
+    return SimpleNamespace(model=model, cfg=Config(dict(model=model_cfg)))
+
+
+def checkpoint_of(model):
+    return {'meta': {}, 'state_dict': model.state_dict()}
+
+
+# --- which models ------------------------------------------------------------
+def test_only_a_frozen_teacher_is_dropped():
+    torch.manual_seed(0)
+    hook = DropFrozenTeacherHook()
+    frozen = build(demo_distill_cfg())
+    assert frozen_teacher(frozen) is frozen.teacher
+    ckpt = checkpoint_of(frozen)
+    hook.before_save_checkpoint(fake_runner(frozen), ckpt)
+    assert not any(k.startswith('teacher.') for k in ckpt['state_dict'])
+    assert ckpt['meta']['teacher_dropped']['num_keys'] == len(
+        frozen.teacher.state_dict())
+
+    kept = {
+        'trainable teacher': build(demo_distill_cfg(teacher_trainable=True)),
+        # BN statistics of the teacher move during training.
+        'teacher BN in train mode': build(
+            demo_distill_cfg(teacher_norm_eval=False)),
+    }
+    for name, model in kept.items():
+        assert frozen_teacher(model) is None, name
+        ckpt = checkpoint_of(model)
+        hook.before_save_checkpoint(fake_runner(model), ckpt)
+        assert ckpt['state_dict'].keys() == model.state_dict().keys(), name
+        assert 'teacher_dropped' not in ckpt['meta'], name
+
+    from mmdet.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        student = MODELS.build(Config.fromfile(STUDENT).model)
+    ckpt = checkpoint_of(student)
+    hook.before_save_checkpoint(fake_runner(student), ckpt)
+    assert ckpt['state_dict'].keys() == student.state_dict().keys()
+
+
+def test_load_puts_the_teacher_back_for_a_strict_load(teacher_ckpt):
+    hook = DropFrozenTeacherHook()
+    torch.manual_seed(0)
+    saved = build(demo_distill_cfg(teacher_ckpt))
+    ckpt = checkpoint_of(saved)
+    hook.before_save_checkpoint(fake_runner(saved), ckpt)
+    torch.manual_seed(1)
+    fresh = build(demo_distill_cfg(teacher_ckpt))
+    assert 'missing' in mismatch_report(fresh, ckpt['state_dict'])
+    hook.after_load_checkpoint(fake_runner(fresh), ckpt)
+    assert mismatch_report(fresh, ckpt['state_dict']) is None
+    fresh.load_state_dict(ckpt['state_dict'], strict=True)
+    for key, value in saved.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+
+
+def test_another_teacher_is_refused_unless_allowed(teacher_ckpt):
+    torch.manual_seed(0)
+    saved = build(demo_distill_cfg(teacher_ckpt))
+    ckpt = checkpoint_of(saved)
+    DropFrozenTeacherHook().before_save_checkpoint(
+        fake_runner(saved, demo_distill_cfg(teacher_ckpt)), ckpt)
+    torch.manual_seed(1)
+    random_teacher = build(demo_distill_cfg(None))
+    runner = fake_runner(random_teacher, demo_distill_cfg(None))
+    with pytest.raises(CheckpointError,
+                       match=rf"teacher_ckpt='{teacher_ckpt}'.*"
+                       r'teacher_ckpt=None.*verify_teacher=False'):
+        DropFrozenTeacherHook().after_load_checkpoint(runner, copy.copy(ckpt))
+    DropFrozenTeacherHook(verify_teacher=False).after_load_checkpoint(
+        runner, ckpt)
+    assert mismatch_report(random_teacher, ckpt['state_dict']) is None
+
+
+def test_train_api_adds_the_hook_to_distillers_only():
+    vkd, student = Config.fromfile(VKD), Config.fromfile(STUDENT)
+    add_teacher_hook(vkd)
+    add_teacher_hook(student)
+    assert [h['type'] for h in vkd.custom_hooks
+            ].count('DropFrozenTeacherHook') == 1
+    assert not any(h['type'] == 'DropFrozenTeacherHook'
+                   for h in student.get('custom_hooks', []))
+    add_teacher_hook(vkd)  # idempotent
+    assert [h['type'] for h in vkd.custom_hooks
+            ].count('DropFrozenTeacherHook') == 1
+
+
+# --- through MMEngine's Runner ----------------------------------------------
+def distill_runner(work_dir, teacher_ckpt, seed, max_iters=2, **kwargs):
+    data = make_det_batch(4, (96, 96), seed=0)
+    items = [dict(inputs=i, data_samples=s)
+             for i, s in zip(data['inputs'], data['data_samples'])]
+    model = demo_distill_cfg(teacher_ckpt)
+    return Runner(
+        model=model, work_dir=str(work_dir), cfg=dict(model=model),
+        experiment_name=f'hook_{seed}',
+        train_dataloader=dict(
+            dataset=items, batch_size=2, num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='pseudo_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=max_iters,
+                                           by_epoch=False)),
+        custom_hooks=[dict(type='DropFrozenTeacherHook')],
+        randomness=dict(seed=seed), default_scope='mmdet', **kwargs)
+
+
+def assert_same(a, b, where=''):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same(a[k], b[k], f'{where}.{k}')
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f'{where}[{i}]')
+    else:
+        assert a == b, where
+
+
+def test_runner_saves_without_teacher_and_resumes_exactly(
+        teacher_ckpt, tmp_path):
+    runner = distill_runner(tmp_path / 'a', teacher_ckpt, seed=0)
+    runner.train()
+    model_state = {k: v.clone() for k, v in runner.model.state_dict().items()}
+    optim_state = copy.deepcopy(runner.optim_wrapper.state_dict())
+    path = str(tmp_path / 'a' / 'iter_2.pth')
+
+    checkpoint = read_checkpoint(path)
+    saved = checkpoint['state_dict']
+    assert not any(k.startswith('teacher.') for k in saved)
+    assert set(saved) == {k for k in model_state
+                          if not k.startswith('teacher.')}
+    assert any(k.startswith('distiller.connectors.') for k in saved)
+    assert checkpoint['meta']['teacher_dropped']['teacher_ckpt'] == \
+        teacher_ckpt
+    # The same checkpoint with its teacher, as MMEngine alone would write it.
+    full = dict(checkpoint, state_dict=dict(
+        saved, **{f'teacher.{k}': v for k, v in
+                  runner.model.teacher.state_dict().items()}))
+    full_path = str(tmp_path / 'with_teacher.pth')
+    torch.save(full, full_path)
+    ratio = os.path.getsize(path) / os.path.getsize(full_path)
+    print(f'demo checkpoint: {os.path.getsize(path)} B without the teacher, '
+          f'{os.path.getsize(full_path)} B with it (ratio {ratio:.3f})')
+    assert ratio < 0.8
+
+    # Another seed: a different student and projectors until resumed.
+    resumed = distill_runner(tmp_path / 'b', teacher_ckpt, seed=1)
+    projector = next(k for k in model_state if k.startswith(
+        'distiller.connectors.') and k.endswith('weight.original'))
+    assert not torch.equal(resumed.model.state_dict()[projector],
+                           model_state[projector])
+    resumed.resume(path)
+    assert resumed.iter == 2
+    assert_same(dict(resumed.model.state_dict()), model_state, 'model')
+    assert_same(resumed.optim_wrapper.state_dict(), optim_state, 'optimizer')
+
+
+# --- how much smaller --------------------------------------------------------
+@pytest.mark.parametrize('name', ['demo', 'retinanet_r50_r18'])
+def test_size_reduction(name, tmp_path):
+    """Checkpoint size with and without the teacher, optimizer state (SGD
+    momentum, the student's and projectors' size) included. ``pytest -s``
+    prints the numbers."""
+    torch.manual_seed(0)
+    algo = build(demo_distill_cfg() if name == 'demo' else
+                 r50_r18_distill_cfg())
+    params = [p for p in algo.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+    for p in params:
+        optimizer.state[p]['momentum_buffer'] = torch.zeros_like(p)
+    checkpoint = dict(meta={}, state_dict=algo.state_dict(),
+                      optimizer=optimizer.state_dict())
+    full_path, slim_path = str(tmp_path / 'full.pth'), str(tmp_path / 's.pth')
+    torch.save(checkpoint, full_path)
+    DropFrozenTeacherHook().before_save_checkpoint(fake_runner(algo),
+                                                   checkpoint)
+    torch.save(checkpoint, slim_path)
+    full, slim = os.path.getsize(full_path), os.path.getsize(slim_path)
+    n_teacher = sum(p.numel() for p in algo.teacher.parameters())
+    n_trained = sum(p.numel() for p in params)
+    print(f'\n{name}: {full / 2**20:.1f} MiB with the teacher, '
+          f'{slim / 2**20:.1f} MiB without ({slim / full:.3f} of the size; '
+          f'teacher {n_teacher / 1e6:.2f}M params, student+projectors '
+          f'{n_trained / 1e6:.2f}M)')
+    assert slim < full
