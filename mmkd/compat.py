@@ -135,7 +135,11 @@ def mmengine_safe_globals() -> List:
 def history_buffer_statistic(owner, name: str):
     """``getattr`` as a checkpoint may use it: HistoryBuffer's statistics."""
     from mmengine.logging import HistoryBuffer
-    if owner is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    # The registry is filled by the first HistoryBuffer(); a fresh process
+    # that resumes has none yet, so the built-in four are named here.
+    allowed = {'min', 'max', 'mean', 'current'} | set(
+        HistoryBuffer._statistics_methods)
+    if owner is HistoryBuffer and name in allowed:
         return getattr(owner, name)
     raise pickle.UnpicklingError(
         f'checkpoint asks for getattr({owner!r}, {name!r}); only '
@@ -148,8 +152,10 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 
 def _explain_refusal(filename, exc: Exception) -> UnsafeCheckpointError:
     # torch's own message advises weights_only=False; name the global instead.
-    found = re.search(r'GLOBAL ([\w.]+)', str(exc))
-    what = found.group(1) if found else str(exc).splitlines()[0]
+    text = str(exc)
+    found = re.search(r'GLOBAL ([\w.]+)', text) or re.search(
+        r'WeightsUnpickler error:\s*(\S[^\n]*)', text)
+    what = found.group(1) if found else 'an object torch refuses'
     return UnsafeCheckpointError(
         f'refused to load checkpoint {filename!r}: it references {what}, '
         'which is not a tensor or MMEngine bookkeeping, and unpickling it '

@@ -4,6 +4,7 @@ import importlib.util
 import os
 import os.path as osp
 import pickle
+import subprocess
 import sys
 
 import pytest
@@ -114,8 +115,14 @@ def test_mmengine_checkpoint_loads_weights_only(tmp_path):
     runner = toy_runner(tmp_path / 'a', 'ckpt_a')
     runner.train()
     path = str(tmp_path / 'a' / 'iter_4.pth')
-    # Exactly torch's weights-only loader, with mmkd's allow-list.
+    # Exactly torch's weights-only loader, with mmkd's allow-list, also in a
+    # fresh process (where no HistoryBuffer exists yet, as on --resume).
     ckpt = torch.load(path, weights_only=True)
+    fresh_load = subprocess.run(
+        [sys.executable, '-c', 'import sys, torch, mmkd; '
+         'print(torch.load(sys.argv[1], weights_only=True)["meta"]["iter"])',
+         path], capture_output=True, text=True, timeout=300)
+    assert fresh_load.stdout.strip() == '4', fresh_load.stderr[-2000:]
     from mmengine.logging import HistoryBuffer
     assert 'optimizer' in ckpt
     buffers = ckpt['message_hub']['log_scalars']
