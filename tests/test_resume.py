@@ -1,0 +1,113 @@
+"""A run killed mid-way resumes with --resume and ends exactly where an
+uninterrupted run ends; a checkpoint write that dies leaves the previous
+checkpoint intact."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, DefaultScope
+
+from mmkd.apis.demo import data_options
+from mmkd.checkpoint import read_checkpoint
+from mmkd.data import ensure_dataset
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+VKD = osp.join(ROOT, 'configs', 'demo', 'vkd_retinanet_shapes.py')
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('resume')
+    data = ensure_dataset(str(tmp / 'data'), num_train=24, num_val=4, seed=5)
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'demo',
+                                   'retinanet_teacher_shapes.py'))
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        teacher = MODELS.build(cfg.model)
+    ckpt = str(tmp / 'teacher.pth')
+    torch.save({'state_dict': teacher.state_dict()}, ckpt)
+    return tmp, data, ckpt
+
+
+def _config(tmp, kill_at=None):
+    path = str(tmp / f'vkd_kill{kill_at}.py')
+    lines = [f'_base_ = [{VKD!r}]',
+             "custom_imports = dict(imports=['killhook'], "
+             'allow_failed_imports=False)']
+    if kill_at:
+        lines.append(f"custom_hooks = [dict(type='KillAtIterHook', "
+                     f'at={kill_at})]')
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return path
+
+
+def _train(config, work_dir, data, teacher, resume=False):
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
+           '--work-dir', work_dir]
+    if resume:
+        cmd.append('--resume')
+    cmd += ['--cfg-options'] + data_options(data) + [
+        f'model.teacher_ckpt={teacher}', 'train_cfg.max_iters=6',
+        'train_cfg.val_interval=100', 'train_dataloader.batch_size=4',
+        'default_hooks.checkpoint.interval=3', 'randomness.seed=7',
+        'param_scheduler.0.end=4', 'param_scheduler.1.begin=4',
+        'param_scheduler.1.end=6', 'param_scheduler.1.T_max=2']
+    env = dict(os.environ, PYTHONPATH=osp.dirname(osp.abspath(__file__)))
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_killed_run_resumes_to_identical_weights(setup):
+    tmp, data, teacher = setup
+    full = _train(_config(tmp), str(tmp / 'full'), data, teacher)
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    work = str(tmp / 'killed')
+    killed = _train(_config(tmp, kill_at=5), work, data, teacher)
+    assert killed.returncode == 3, killed.stderr[-3000:]
+    assert osp.isfile(osp.join(work, 'iter_3.pth'))
+    assert not osp.exists(osp.join(work, 'iter_6.pth'))
+
+    resumed = _train(_config(tmp), work, data, teacher, resume=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert 'resumed' in (resumed.stdout + resumed.stderr).lower()
+
+    a = read_checkpoint(str(tmp / 'full' / 'iter_6.pth'))
+    b = read_checkpoint(osp.join(work, 'iter_6.pth'))
+    assert a['meta']['iter'] == b['meta']['iter'] == 6
+    sa, sb = a['state_dict'], b['state_dict']
+    assert set(sa) == set(sb)
+    assert any('connectors' in k for k in sa)  # projectors are saved
+    for k in sa:
+        torch.testing.assert_close(sb[k], sa[k], rtol=1e-5, atol=1e-6,
+                                   msg=k)
+    for group_a, group_b in zip(a['optimizer']['state'].values(),
+                                b['optimizer']['state'].values()):
+        torch.testing.assert_close(group_b['momentum_buffer'],
+                                   group_a['momentum_buffer'], rtol=1e-5,
+                                   atol=1e-6)
+    assert a['param_schedulers'] == b['param_schedulers']
+
+
+def test_failed_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
+    from mmengine.runner.checkpoint import save_checkpoint
+    path = str(tmp_path / 'iter_3.pth')
+    save_checkpoint({'state_dict': {'w': torch.ones(3)}}, path)
+    good = open(path, 'rb').read()
+
+    def dying_fsync(fd):
+        raise KeyboardInterrupt('killed while writing')
+
+    monkeypatch.setattr(os, 'fsync', dying_fsync)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({'state_dict': {'w': torch.zeros(3)}}, path)
+    monkeypatch.undo()
+    assert open(path, 'rb').read() == good
+    assert os.listdir(tmp_path) == ['iter_3.pth']  # no partial file left
+    assert torch.equal(read_checkpoint(path)['state_dict']['w'],
+                       torch.ones(3))
