@@ -5,13 +5,15 @@ FPN detectors through MMRazor.
 OpenMMLab stack imports and loads checkpoints safely on current PyTorch),
 then registers :class:`ProjectorConnector`, :class:`OrthoDistillLoss` and the
 ``FpnDistiller`` builder in ``mmrazor.registry.MODELS``, and
-:class:`DropFrozenTeacherHook` in MMEngine's root ``HOOKS``.
+:class:`DropFrozenTeacherHook`, :class:`FiniteLossHook` and
+:class:`AutocastOptimWrapper` in MMEngine's root registries.
 """
 from . import compat
 
 compat.apply()
 
 from . import distill  # noqa: E402,F401  (registers FpnDistiller)
+from . import engine  # noqa: E402,F401  (FiniteLossHook, AutocastOptimWrapper)
 from .hooks import DropFrozenTeacherHook  # noqa: E402
 from .models import OrthoDistillLoss, ProjectorConnector  # noqa: E402
 

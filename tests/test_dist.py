@@ -7,6 +7,7 @@ import re
 import socket
 import stat
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -83,20 +84,11 @@ def student_run(data_root, tmp_path_factory):
     return work_dir
 
 
-def load(path: str) -> dict:
-    # A HistoryBuffer must exist before a Runner checkpoint loads here: see
-    # the xfail below (mmkd/compat.py allows HistoryBuffer statistics only
-    # once MMEngine has filled its table, which the first buffer does).
-    from mmengine.logging import HistoryBuffer
-    HistoryBuffer()
-    return read_checkpoint(path)
-
-
 def test_two_process_training_on_cpu(student_run):
     work_dir = student_run
     ckpt_path = osp.join(work_dir, f'iter_{MAX_ITERS}.pth')
     assert osp.isfile(ckpt_path)
-    checkpoint = load(ckpt_path)
+    checkpoint = read_checkpoint(ckpt_path)
     assert checkpoint['meta']['iter'] == MAX_ITERS
     from mmdet.registry import MODELS
     from mmengine.registry import DefaultScope
@@ -119,12 +111,6 @@ def test_two_process_training_on_cpu(student_run):
     assert scalar(line0, 'loss') != scalar(line1, 'loss')
 
 
-@pytest.mark.xfail(
-    reason='mmkd/compat.py history_buffer_statistic refuses '
-    "getattr(HistoryBuffer, 'min') in a process that has not created a "
-    'HistoryBuffer yet (_statistics_methods is filled lazily), so '
-    'tools/test.py cannot load a Runner checkpoint in a fresh process',
-    strict=False)
 def test_two_process_testing_on_cpu(student_run, data_root, tmp_path):
     proc = launch('dist_test.sh', [
         STUDENT, osp.join(student_run, f'iter_{MAX_ITERS}.pth'), '2',
@@ -139,12 +125,21 @@ def test_two_process_testing_on_cpu(student_run, data_root, tmp_path):
 def test_distiller_checkpoint_without_teacher_under_ddp(data_root, tmp_path):
     dist_train(VKD, str(tmp_path), data_root,
                extra=['model.teacher_ckpt=None'])
-    checkpoint = load(str(tmp_path / f'iter_{MAX_ITERS}.pth'))
+    checkpoint = read_checkpoint(str(tmp_path / f'iter_{MAX_ITERS}.pth'))
     state = checkpoint['state_dict']
     assert not any(k.startswith('teacher.') for k in state)
     assert any(k.startswith('architecture.') for k in state)
     assert any(k.startswith('distiller.connectors.') for k in state)
     assert checkpoint['meta']['teacher_dropped']['num_keys'] > 0
+    # A Runner's checkpoint (message hub included) exports in a fresh process.
+    out = str(tmp_path / 'student.pth')
+    subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'export_student.py'), VKD,
+         str(tmp_path / f'iter_{MAX_ITERS}.pth'), out],
+        cwd=ROOT, check=True, capture_output=True, timeout=120)
+    exported = read_checkpoint(out)['state_dict']
+    assert exported.keys() == {k[len('architecture.'):] for k in state
+                               if k.startswith('architecture.')}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='CPU-only behaviour')

@@ -145,3 +145,31 @@ def test_non_finite_loss_names_iteration_and_term():
                        match=r'iteration 7: distill.loss_fpn2=nan'):
         check_finite(losses, 7)
     check_finite({'loss': torch.tensor(2.0), 'acc': [torch.tensor(1.0)]}, 1)
+
+
+def test_nan_run_stops_with_iteration_and_keeps_finite_checkpoints(tmp_path):
+    import subprocess
+    import sys
+
+    from mmkd.apis.demo import data_options, final_checkpoint
+    from mmkd.checkpoint import read_checkpoint
+    from mmkd.data import ensure_dataset
+    data = ensure_dataset(str(tmp_path / 'data'), num_train=16, num_val=4)
+    work_dir = str(tmp_path / 'wd')
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'),
+           osp.join(ROOT, 'configs/demo/retinanet_student_shapes.py'),
+           '--work-dir', work_dir, '--cfg-options'] + data_options(data) + [
+               'train_cfg.max_iters=8', 'train_dataloader.batch_size=2',
+               'default_hooks.checkpoint.interval=1',
+               # A learning rate that blows the weights up within a few steps.
+               'optim_wrapper.optimizer.lr=1e8', 'optim_wrapper.clip_grad=None',
+               'param_scheduler=[]']
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert 'non-finite loss at iteration' in proc.stderr
+    assert 'No optimizer step was taken' in proc.stderr
+    last = final_checkpoint(work_dir)
+    state = read_checkpoint(last)['state_dict']
+    assert all(torch.isfinite(v).all() for v in state.values()
+               if v.is_floating_point()), last

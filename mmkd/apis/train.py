@@ -2,11 +2,12 @@
 ``tools/test.py``: MMDetection's options, preflight checks, MMEngine runner."""
 import datetime
 import os.path as osp
-from typing import Optional, Sequence
+from typing import Optional
 
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ..engine import check_distiller_shapes
 from ..preflight import preflight
 
 TEACHER_HOOK = 'DropFrozenTeacherHook'
@@ -80,16 +81,27 @@ def setup_cpu_distributed(cfg: Config) -> None:
 
 
 def enable_amp(cfg: Config) -> None:
-    """``--amp``: MMEngine's AmpOptimWrapper (fp16 on CUDA, bf16 on CPU)."""
+    """``--amp``: MMEngine's AmpOptimWrapper (fp16, dynamic loss scale) on
+    CUDA; on a CPU, where that wrapper refuses to run, mmkd's
+    AutocastOptimWrapper (bf16). Optimizer, clipping etc. are kept."""
     import torch
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper == 'AmpOptimWrapper':
+    if wrapper in ('AmpOptimWrapper', 'AutocastOptimWrapper'):
         return
-    cfg.optim_wrapper.type = 'AmpOptimWrapper'
     if torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     else:
+        cfg.optim_wrapper.type = 'AutocastOptimWrapper'
         cfg.optim_wrapper.dtype = 'bfloat16'
+
+
+def add_guard_hooks(cfg: Config) -> None:
+    """Every run stops on a NaN/Inf loss before the step is taken."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'FiniteLossHook' for h in hooks):
+        hooks.append(dict(type='FiniteLossHook'))
+    cfg.custom_hooks = hooks
 
 
 def train(config: str, work_dir: Optional[str] = None,
@@ -112,9 +124,12 @@ def train(config: str, work_dir: Optional[str] = None,
     elif resume is not None:
         cfg.resume, cfg.load_from = True, resume
     add_teacher_hook(cfg)
+    add_guard_hooks(cfg)
     preflight(cfg, train=True)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    # Channels and shapes of every connector and loss, before any step.
+    check_distiller_shapes(runner.model)
     runner.train()
     return runner
 
@@ -147,5 +162,5 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
     return runner.test()
 
 
-__all__ = ['load_config', 'train', 'test', 'enable_amp', 'add_teacher_hook',
-           'is_distiller', 'setup_cpu_distributed']
+__all__ = ['load_config', 'train', 'test', 'enable_amp', 'add_guard_hooks',
+           'add_teacher_hook', 'is_distiller', 'setup_cpu_distributed']

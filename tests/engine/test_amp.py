@@ -41,3 +41,13 @@ def test_bf16_train_steps_are_finite_with_float32_distill_loss():
     with wrapper.optim_context(algo):
         out = algo.student.backbone.conv1(torch.zeros(1, 3, 8, 8))
     assert out.dtype == torch.bfloat16
+
+
+def test_amp_flag_picks_the_cpu_wrapper_and_keeps_the_optimizer():
+    from mmkd.apis import enable_amp, load_config
+    cfg = load_config(osp.join(ROOT, 'configs/demo/vkd_retinanet_shapes.py'))
+    enable_amp(cfg)
+    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.optim_wrapper.optimizer.type == 'SGD'
+    assert cfg.optim_wrapper.clip_grad.max_norm == 35
