@@ -13,8 +13,7 @@ from . import compat
 compat.apply()
 
 from . import distill  # noqa: E402,F401  (registers FpnDistiller)
-from . import engine  # noqa: E402,F401  (FiniteLossHook, AutocastOptimWrapper)
-from .hooks import DropFrozenTeacherHook  # noqa: E402
+from .engine import DropFrozenTeacherHook  # noqa: E402
 from .models import OrthoDistillLoss, ProjectorConnector  # noqa: E402
 
 __version__ = '0.1.0'

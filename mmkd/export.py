@@ -2,7 +2,7 @@
 
 A distiller's checkpoint holds ``architecture.*`` (the student), the
 ``distiller.*`` connectors (projectors exist for training only) and, unless
-:class:`mmkd.hooks.DropFrozenTeacherHook` left it out, ``teacher.*``.
+:class:`mmkd.engine.DropFrozenTeacherHook` left it out, ``teacher.*``.
 :func:`export_student` writes
 
 - ``OUT``: the student's weights with the ``architecture.`` prefix removed,
@@ -26,7 +26,10 @@ from .checkpoint import (CheckpointError, mismatch_report, read_checkpoint,
 
 STUDENT_PREFIX = 'architecture.'
 # Top-level variables of mmkd's distill configs that only build the model.
-DISTILL_ONLY_KEYS = ('teacher', 'student', 'teacher_ckpt')
+# Distillation-only top-level keys; `find_unused_parameters` is there for the
+# distiller's DDP and only slows a student fine-tuned alone.
+DISTILL_ONLY_KEYS = ('teacher', 'student', 'teacher_ckpt',
+                     'find_unused_parameters', '_num_classes')
 
 
 class ExportError(ValueError):

@@ -14,7 +14,7 @@ from helpers import total_loss
 from mmkd.checkpoint import CheckpointError, read_checkpoint
 from mmkd.data import CLASS_NAMES, make_det_batch, render_image
 from mmkd.export import ExportError, export_student
-from mmkd.hooks import DropFrozenTeacherHook
+from mmkd.engine.teacher_checkpoint import DropFrozenTeacherHook
 from test_compat import Payload
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

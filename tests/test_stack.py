@@ -61,12 +61,13 @@ def test_single_teacher_distill_with_mmrazor_loss_steps():
             loss=dict(type='PKDLoss', loss_weight=1.0)))
     with DefaultScope.overwrite_default_scope('mmrazor'):
         algo = MODELS.build(cfg)
+    algo.init_weights()
     algo.train()
     teacher_before = {k: v.clone() for k, v in
                       algo.teacher.state_dict().items()}
     opt = torch.optim.SGD(
         [p for p in algo.parameters() if p.requires_grad], lr=0.01)
-    student_before = algo.student.backbone.layer4[0].conv1.weight.detach().clone()
+    student_before = algo.student.neck.lateral_convs[0].conv.weight.detach().clone()
     losses = algo(**batch(algo, 2, (128, 128)), mode='loss')
     pkd = [v for k, v in losses.items() if k.startswith('distill.loss_fpn')]
     assert len(pkd) == 5 and all(torch.isfinite(v) for v in pkd)
@@ -74,6 +75,6 @@ def test_single_teacher_distill_with_mmrazor_loss_steps():
     total_loss(losses).backward()
     opt.step()
     assert not torch.equal(student_before,
-                           algo.student.backbone.layer4[0].conv1.weight)
+                           algo.student.neck.lateral_convs[0].conv.weight)
     for k, v in algo.teacher.state_dict().items():
         assert torch.equal(v, teacher_before[k]), k

@@ -37,7 +37,7 @@ def is_distiller(cfg: Config) -> bool:
 
 def add_teacher_hook(cfg: Config, verify_teacher: bool = True) -> None:
     """A distiller's checkpoints leave out its frozen teacher (see
-    :class:`mmkd.hooks.DropFrozenTeacherHook`); a config that names the
+    :class:`mmkd.engine.DropFrozenTeacherHook`); a config that names the
     hook itself keeps its own settings."""
     if not is_distiller(cfg):
         return
@@ -149,8 +149,11 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=out))
-    # Evaluation runs the student alone: whichever teacher is built now,
-    # a checkpoint saved without its teacher loads.
+    # Evaluation runs the student alone: the teacher is not loaded (its
+    # weights are not needed, and a COCO teacher URL need not be reachable),
+    # and a checkpoint saved without its teacher loads.
+    if is_distiller(cfg):
+        cfg.model.teacher_ckpt = None
     add_teacher_hook(cfg, verify_teacher=False)
     preflight(cfg, train=False)
     if not ('://' in checkpoint or osp.isfile(checkpoint)):

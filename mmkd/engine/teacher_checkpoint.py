@@ -17,7 +17,7 @@ from mmengine.registry import HOOKS
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .checkpoint import CheckpointError
+from ..checkpoint import CheckpointError
 
 TEACHER_PREFIX = 'teacher.'
 META_KEY = 'teacher_dropped'

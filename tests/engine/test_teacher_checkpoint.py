@@ -1,4 +1,4 @@
-"""DropFrozenTeacherHook (mmkd/hooks.py): distillation checkpoints without the
+"""DropFrozenTeacherHook (mmkd/engine/teacher_checkpoint.py): distillation checkpoints without the
 frozen teacher, and exact resume from them."""
 import copy
 import os
@@ -15,9 +15,9 @@ from helpers import mmdet_model_cfg
 from mmkd.apis.train import add_teacher_hook
 from mmkd.checkpoint import CheckpointError, mismatch_report, read_checkpoint
 from mmkd.data import make_det_batch
-from mmkd.hooks import DropFrozenTeacherHook, frozen_teacher
+from mmkd.engine.teacher_checkpoint import DropFrozenTeacherHook, frozen_teacher
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VKD = osp.join(ROOT, 'configs', 'demo', 'vkd_retinanet_shapes.py')
 STUDENT = osp.join(ROOT, 'configs', 'demo', 'retinanet_student_shapes.py')
 
