@@ -117,3 +117,17 @@ def test_preflight_checks_evaluator_annotations(tiny_data, tmp_path):
     with pytest.raises(PreflightError,
                        match=r'val_evaluator.ann_file: .*gone.json'):
         preflight(cfg)
+
+
+def test_collect_comparison_groups_finished_runs(tmp_path):
+    from mmkd.apis.demo import collect_comparison
+    for method, seed, m in (('vkd', 1, 0.3), ('vkd', 0, 0.2),
+                            ('student', 0, 0.1)):
+        os.makedirs(tmp_path / f'{method}_seed{seed}')
+        with open(tmp_path / f'{method}_seed{seed}' / 'result.json',
+                  'w') as f:
+            json.dump({'seed': seed, 'coco/bbox_mAP': m}, f)
+    os.makedirs(tmp_path / 'srd_seed0')  # started, not finished: left out
+    runs = collect_comparison(str(tmp_path), ('student', 'vkd', 'srd'))
+    assert list(runs) == ['student', 'vkd']
+    assert [r['seed'] for r in runs['vkd']] == [0, 1]

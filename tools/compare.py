@@ -8,8 +8,8 @@ PNG to WORK_DIR.
 import argparse
 import os.path as osp
 
-from mmkd.apis.demo import (DEMO_METHODS, comparison_table, project_path,
-                             run_comparison)
+from mmkd.apis.demo import (DEMO_METHODS, collect_comparison,
+                             comparison_table, project_path, run_comparison)
 from mmkd.figures import plot_map
 
 
@@ -21,9 +21,14 @@ def main(argv=None):
                         default=['student', 'vkd', 'srd', 'pkd', 'cwd', 'mgd'])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--cfg-options', nargs='+', default=[])
+    parser.add_argument('--table-only', action='store_true',
+                        help='only collect the finished runs into the table')
     args = parser.parse_args(argv)
-    runs = run_comparison(args.work_dir, args.data_root, args.methods,
-                          args.seeds, cfg_options=args.cfg_options)
+    if args.table_only:
+        runs = collect_comparison(args.work_dir, args.methods)
+    else:
+        runs = run_comparison(args.work_dir, args.data_root, args.methods,
+                              args.seeds, cfg_options=args.cfg_options)
     table = comparison_table(runs)
     work_dir = project_path(args.work_dir)
     with open(osp.join(work_dir, 'comparison.md'), 'w') as f:

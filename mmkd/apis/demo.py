@@ -15,6 +15,12 @@ from ..data import ensure_dataset
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CONFIGS = osp.join(ROOT, 'configs', 'demo')
+DEMO_METHODS = dict(student='retinanet_student_shapes.py',
+                    vkd='vkd_retinanet_shapes.py',
+                    srd='srd_retinanet_shapes.py',
+                    pkd='pkd_retinanet_shapes.py',
+                    cwd='cwd_retinanet_shapes.py',
+                    mgd='mgd_retinanet_shapes.py')
 
 
 def last_scalars(work_dir: str) -> Dict[str, float]:
@@ -114,20 +120,40 @@ def run_comparison(work_dir: str = 'work_dirs/compare',
                    seeds=(0, 1, 2), teacher_work_dir: str = 'work_dirs/demo',
                    cfg_options: Optional[List[str]] = None
                    ) -> Dict[str, List[dict]]:
-    """Every method for every seed, one shared teacher (the demo's)."""
+    """Every method for every seed, one shared teacher (the demo's). Each
+    run leaves ``result.json`` in its folder; a finished run is not redone,
+    so several processes (e.g. one per method group) can share a work dir."""
     work_dir = project_path(work_dir)
     ensure_dataset(project_path(data_root))
     data_opts = data_options(data_root) + list(cfg_options or [])
-    teacher_ckpt, _ = ensure_teacher(project_path(teacher_work_dir), data_opts)
-    runs: Dict[str, List[dict]] = {m: [] for m in methods}
+    teacher_ckpt, _ = ensure_teacher(project_path(teacher_work_dir),
+                                     data_opts)
     for seed in seeds:  # seed-major: a cut-short run still compares methods
         for method in methods:
             run_dir = osp.join(work_dir, f'{method}_seed{seed}')
-            runs[method].append(dict(
-                train_method(method, run_dir, teacher_ckpt, data_opts, seed),
-                seed=seed))
-            with open(osp.join(work_dir, 'runs.json'), 'w') as f:
-                json.dump(runs, f, indent=1)
+            result_file = osp.join(run_dir, 'result.json')
+            if osp.isfile(result_file):
+                continue
+            result = dict(train_method(method, run_dir, teacher_ckpt,
+                                       data_opts, seed), seed=seed)
+            with open(result_file, 'w') as f:
+                json.dump(result, f, indent=1)
+    return collect_comparison(work_dir, methods)
+
+
+def collect_comparison(work_dir: str, methods=tuple(DEMO_METHODS)
+                       ) -> Dict[str, List[dict]]:
+    """The finished runs under ``work_dir``, by method, in seed order."""
+    runs: Dict[str, List[dict]] = {}
+    for method in methods:
+        files = sorted(glob.glob(osp.join(project_path(work_dir),
+                                          f'{method}_seed*', 'result.json')))
+        results = []
+        for path in files:
+            with open(path) as f:
+                results.append(json.load(f))
+        if results:
+            runs[method] = sorted(results, key=lambda r: r['seed'])
     return runs
 
 
@@ -154,13 +180,6 @@ def comparison_table(runs: Dict[str, List[dict]]) -> str:
             f'{step:.2f} |')
     return '\n'.join(rows)
 
-
-DEMO_METHODS = dict(student='retinanet_student_shapes.py',
-                    vkd='vkd_retinanet_shapes.py',
-                    srd='srd_retinanet_shapes.py',
-                    pkd='pkd_retinanet_shapes.py',
-                    cwd='cwd_retinanet_shapes.py',
-                    mgd='mgd_retinanet_shapes.py')
 
 
 def median_step_time(work_dir: str) -> float:
