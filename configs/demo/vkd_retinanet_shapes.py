@@ -16,5 +16,8 @@ model = dict(
         student_channels=32,
         teacher_channels=64,
         connector=dict(type='ProjectorConnector', orthogonal=True),
+        # Weight 0.2, not 1: at 1 the five level losses plateau at ~2.1 (sum)
+        # against a task loss of ~1.0 and the student ended at 0.028 mAP
+        # against 0.065 alone (seed 0, 800 iterations; README, "Findings").
         loss=dict(type='OrthoDistillLoss', norm='batch',
-                  distance='smooth_l1', loss_weight=1.0)))
+                  distance='smooth_l1', loss_weight=0.2)))
