@@ -34,13 +34,16 @@ def test_mmrazor_distillation_imports_and_registers():
 
 
 def test_quantization_gives_clear_error():
+    from mmengine.registry import DefaultScope
     from mmrazor.registry import MODELS
     from mmrazor.structures.quantization import QConfigHandler
     with pytest.raises(compat.QuantizationUnavailable,
                        match=r'QConfigHandler.*unavailable on torch'):
         QConfigHandler(dict())
     with pytest.raises(compat.QuantizationUnavailable, match='torch removed'):
-        MODELS.build(dict(type='TorchNativeQuantizer', global_qconfig=dict()))
+        with DefaultScope.overwrite_default_scope('mmrazor'):
+            MODELS.build(dict(type='TorchNativeQuantizer',
+                              global_qconfig=dict()))
 
 
 def test_quantization_stub_only_where_needed(monkeypatch):

@@ -168,9 +168,12 @@ def test_model_builds_offline(path):
     # One loss (and one connector per configured connector) per FPN level.
     distiller = cfg.model.distiller
     assert distiller.type == 'FpnDistiller'
-    assert tuple(distiller.levels) == (0, 1, 2, 3, 4)
+    levels = tuple(distiller.levels)
+    if osp.dirname(path) == CONFIG_DIR:  # COCO: every level, P3-P7
+        assert levels == (0, 1, 2, 3, 4)
+    assert set(levels) <= {0, 1, 2, 3, 4}
     losses = model.distiller.distill_losses
-    assert len(losses) == 5
+    assert len(losses) == len(levels)
     assert {type(loss).__name__ for loss in losses.values()} == {
         distiller.loss.type}
     connectors = model.distiller.connectors
@@ -178,7 +181,7 @@ def test_model_builds_offline(path):
                                                   'teacher_connector')
                   if distiller.get(key)]
     assert sorted(type(c).__name__ for c in connectors.values()) == sorted(
-        configured * 5)
+        configured * len(levels))
 
     if osp.dirname(path) != CONFIG_DIR:
         return

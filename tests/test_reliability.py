@@ -167,8 +167,11 @@ def test_nan_run_stops_with_iteration_and_keeps_finite_checkpoints(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert 'non-finite loss at iteration' in proc.stderr
-    assert 'No optimizer step was taken' in proc.stderr
+    # Either the loss went NaN first, or a step blew the weights up first.
+    assert ('non-finite loss at iteration' in proc.stderr and
+            'No optimizer step was taken' in proc.stderr) or (
+                'non-finite weights after iteration' in proc.stderr and
+                'the checkpoint was not written' in proc.stderr)
     last = final_checkpoint(work_dir)
     state = read_checkpoint(last)['state_dict']
     assert all(torch.isfinite(v).all() for v in state.values()

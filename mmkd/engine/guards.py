@@ -2,7 +2,8 @@
 
 - :class:`FiniteLossHook`: every loss term is checked before the backward
   pass; a NaN/Inf stops training with the iteration and the term's name, so
-  no step is taken on it and no checkpoint is written after it.
+  no step is taken on it. A checkpoint whose weights are not finite (an
+  exploding step with a finite loss) is refused before it is written.
 - :func:`check_distiller_shapes`: one tiny forward of both models before the
   first step, checking every connector and loss against the recorded
   features (channels, spatial sizes) and naming the config key to fix.
@@ -63,6 +64,20 @@ class FiniteLossHook(Hook):
 
         checked_parse_losses._mmkd_finite = True
         model.parse_losses = checked_parse_losses
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """A finite loss can still give an exploding step: never write
+        non-finite weights over the last good checkpoint."""
+        bad = [k for k, v in checkpoint.get('state_dict', {}).items()
+               if isinstance(v, torch.Tensor) and v.is_floating_point()
+               and not torch.isfinite(v).all()]
+        if bad:
+            raise NonFiniteLossError(
+                f'non-finite weights after iteration {runner.iter + 1} '
+                f'({len(bad)} tensors, e.g. {bad[0]}): the checkpoint was '
+                'not written and the last one on disk is intact. Lower the '
+                'learning rate or add optim_wrapper.clip_grad, then resume '
+                'from the last checkpoint (tools/train.py CONFIG --resume).')
 
 
 def _probe_input(model, size: Tuple[int, int]) -> torch.Tensor:

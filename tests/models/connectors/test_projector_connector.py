@@ -3,6 +3,7 @@ import torch
 
 from mmrazor.models.architectures.connectors.base_connector import \
     BaseConnector
+from mmengine.registry import DefaultScope
 from mmrazor.registry import MODELS
 
 from mmkd.models import ProjectorConnector
@@ -99,7 +100,10 @@ def test_gradient_reaches_input_and_weights():
 
 
 def test_registered_as_mmrazor_connector():
-    conn = MODELS.build(dict(type='ProjectorConnector', in_channels=4,
-                             out_channels=8, orthogonal_map='cayley'))
+    # A Runner elsewhere may have made 'mmdet' the default scope: configs
+    # reach mmkd's modules from the mmrazor scope (`_scope_='mmrazor'`).
+    with DefaultScope.overwrite_default_scope('mmrazor'):
+        conn = MODELS.build(dict(type='ProjectorConnector', in_channels=4,
+                                 out_channels=8, orthogonal_map='cayley'))
     assert isinstance(conn, ProjectorConnector)
     assert isinstance(conn, BaseConnector)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmengine.registry import DefaultScope
 from mmrazor.registry import MODELS
 
 from mmkd.models import OrthoDistillLoss
@@ -117,5 +118,6 @@ def test_batch_of_one_single_pixel_is_finite():
 
 
 def test_registered_and_built_from_config():
-    loss = MODELS.build(dict(type='OrthoDistillLoss', norm='instance'))
+    with DefaultScope.overwrite_default_scope('mmrazor'):
+        loss = MODELS.build(dict(type='OrthoDistillLoss', norm='instance'))
     assert isinstance(loss, OrthoDistillLoss) and loss.norm == 'instance'
