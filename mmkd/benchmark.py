@@ -36,7 +36,8 @@ RECIPES: Dict[str, dict] = {
                                         maxpool_stride=8),
                  loss=dict(type='FBKDLoss'), loss_args=('s_input', 't_input')),
 }
-METHODS = ('student', 'teacher_fwd') + tuple(RECIPES)
+METHODS = ('student', 'teacher_fwd') + tuple(RECIPES) + (
+    'teacher_fwd_bf16', 'vkd_bf16', 'srd_bf16')
 
 
 def _mmdet_model(cfg_path: str) -> ConfigDict:
@@ -73,6 +74,10 @@ def setting_models(setting: str) -> Tuple[dict, dict, int, int]:
 
 def build_method(method: str, student: dict, teacher: dict, c_s: int,
                  c_t: int, teacher_dtype: str = 'float32'):
+    """The model a method times. A ``_bf16`` suffix runs the teacher in
+    bfloat16 (``FastFpnTeacherDistill``), e.g. ``teacher_fwd_bf16``."""
+    if method.endswith('_bf16'):
+        method, teacher_dtype = method[:-len('_bf16')], 'bfloat16'
     with DefaultScope.overwrite_default_scope('mmdet'):
         if method in ('student', 'teacher_fwd'):
             model = MODELS.build(copy.deepcopy(
@@ -101,9 +106,13 @@ def build_method(method: str, student: dict, teacher: dict, c_s: int,
 def make_step(method: str, model, data: dict) -> Callable[[], None]:
     """One training step (forward, backward, SGD step) or, for the teacher,
     one no-grad backbone+neck forward, on an already preprocessed batch."""
-    if method == 'teacher_fwd':
+    if method.startswith('teacher_fwd'):
+        dtype = torch.bfloat16 if method.endswith('_bf16') else None
+        device = data['inputs'].device.type
+
         def forward():
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(device, dtype=dtype,
+                                                 enabled=dtype is not None):
                 model.extract_feat(data['inputs'])
         return forward
     model.train()
@@ -160,7 +169,7 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
     raw = make_det_batch(batch_size, size, seed=0)
     steps, models = {}, {}
     if c_s != c_t:
-        methods = [m for m in methods if m != 'fbkd']
+        methods = [m for m in methods if not m.startswith('fbkd')]
     for method in ('student', 'teacher_fwd') + tuple(
             m for m in methods if m not in ('student', 'teacher_fwd')):
         model = build_method(method, student, teacher, c_s, c_t,
@@ -186,7 +195,7 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
             if device.type == 'cuda':
                 peak[method] = max(peak[method] or 0,
                                    torch.cuda.max_memory_allocated(device))
-            if hasattr(models[method], 'distiller'):
+            if hasattr(models[method], 'distiller'):  # a distiller
                 shares[method].append(distill_share(models[method]))
     return summarise(times, shares, peak)
 
@@ -201,7 +210,7 @@ def summarise(times: Dict[str, List[float]], shares: Dict[str, List[float]],
         row = dict(step_s=t, repeats=len(times[method]),
                    peak_mb=None if peak[method] is None else
                    peak[method] / 2**20)
-        if method not in ('student', 'teacher_fwd'):
+        if not method.startswith(('student', 'teacher_fwd')):
             row['over_floor'] = t / floor
             row['distill_share'] = statistics.median(shares[method]) / t
         out[method] = row
@@ -220,4 +229,8 @@ def format_table(results: Dict[str, dict], title: str) -> str:
         mem = f"{r['peak_mb']:.0f}" if r['peak_mb'] is not None else 'n/a'
         lines.append(f"| {method} | {1000 * r['step_s']:.1f} | {ratio} | "
                      f'{share} | {mem} |')
+    if 'teacher_fwd_bf16' in results:
+        lines.append('')
+        lines.append('teacher backbone+neck forward, bf16 vs fp32: '
+                     f"{results['teacher_fwd']['step_s'] / results['teacher_fwd_bf16']['step_s']:.2f}x faster")
     return '\n'.join(lines)

@@ -23,9 +23,11 @@ def test_ratios_are_computed_from_measurements():
 
 def test_benchmark_runs_tiny_setting():
     out = run_benchmark('demo', size=(64, 64), batch_size=1,
-                        methods=('student', 'teacher_fwd', 'vkd', 'pkd'),
+                        methods=('student', 'teacher_fwd', 'vkd', 'pkd',
+                                 'teacher_fwd_bf16'),
                         warmup=1, repeats=2, device='cpu')
     floor = out['student']['step_s'] + out['teacher_fwd']['step_s']
+    assert 'over_floor' not in out['teacher_fwd_bf16']
     for method in ('vkd', 'pkd'):
         assert out[method]['repeats'] == 2
         assert out[method]['over_floor'] == pytest.approx(
