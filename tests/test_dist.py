@@ -171,3 +171,46 @@ def test_slurm_script_builds_the_srun_command(tmp_path):
         python if osp.exists(python) else 'python', '-u',
         osp.join(ROOT, 'tools', 'train.py'), VKD, '--work-dir=work_dirs/kd',
         '--launcher=slurm', '--amp', '--cfg-options', 'a=1']
+
+
+def test_two_processes_follow_the_one_process_trajectory(tmp_path):
+    """2 gloo processes x 2 samples == 1 process x 4 samples, step by step
+    (weights after every iteration), for a loss that is a batch mean."""
+    from mmkd.checkpoint import read_checkpoint
+    cfg = tmp_path / 'toy.py'
+    cfg.write_text(
+        "custom_imports = dict(imports=['toymodel'], "
+        'allow_failed_imports=False)\n'
+        "default_scope = 'mmengine'\n"
+        "model = dict(type='ToyRegressor')\n"
+        'train_dataloader = dict(batch_size=4, num_workers=0, '
+        "sampler=dict(type='DefaultSampler', shuffle=True), "
+        "collate_fn=dict(type='pseudo_collate'), "
+        "dataset=dict(type='ToyRegression', n=32))\n"
+        "train_cfg = dict(type='IterBasedTrainLoop', max_iters=4)\n"
+        "optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.05, "
+        'momentum=0.9))\n'
+        "default_hooks = dict(checkpoint=dict(type='CheckpointHook', "
+        'interval=1, by_epoch=False))\n'
+        "randomness = dict(seed=3)\n"
+        "env_cfg = dict(dist_cfg=dict(backend='gloo'))\n")
+    env = dict(os.environ, PYTHONPATH=osp.dirname(osp.abspath(__file__)),
+               OMP_NUM_THREADS='1')
+    one = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'train.py'), str(cfg),
+         '--work-dir', str(tmp_path / 'one')], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run(
+        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(cfg), '2',
+         '--work-dir', str(tmp_path / 'two'), '--cfg-options',
+         'train_dataloader.batch_size=2'], cwd=ROOT,
+        env=dict(env, PORT=str(free_port())),
+        capture_output=True, text=True, timeout=600)
+    assert two.returncode == 0, two.stderr[-3000:]
+    for it in range(1, 5):
+        a = read_checkpoint(str(tmp_path / 'one' / f'iter_{it}.pth'))
+        b = read_checkpoint(str(tmp_path / 'two' / f'iter_{it}.pth'))
+        for k, v in a['state_dict'].items():
+            torch.testing.assert_close(b['state_dict'][k], v, rtol=1e-5,
+                                        atol=1e-6, msg=f'iter {it}: {k}')
