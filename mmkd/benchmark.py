@@ -94,12 +94,15 @@ def build_method(method: str, student: dict, teacher: dict, c_s: int,
                 act_cfg=None)
         if c_s != c_t and method == 'fbkd':
             raise ValueError('FBKD needs equal student and teacher channels')
+        # FBKD's non-local blocks max-pool by 8: the three finest levels
+        # only (MMRazor's FBKD configs do not use the coarse ones either).
+        levels = range(3) if method == 'fbkd' else range(5)
         return MODELS.build(dict(
             _scope_='mmrazor', type='FastFpnTeacherDistill',
             teacher_dtype=teacher_dtype,
             architecture=copy.deepcopy(student),
             teacher=copy.deepcopy(teacher),
-            distiller=fpn_distiller_cfg(levels=range(5), student_channels=c_s,
+            distiller=fpn_distiller_cfg(levels=levels, student_channels=c_s,
                                         teacher_channels=c_t, **recipe)))
 
 
