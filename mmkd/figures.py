@@ -99,30 +99,22 @@ def figure_paths(work_dir: str) -> Dict[str, str]:
             for k in ('map', 'losses', 'features')}
 
 
-def load_student(config: str, checkpoint: str, prefix: Optional[str] = None):
+def load_student(config: str, checkpoint: str):
     """Build the (student) detector of ``config`` and load ``checkpoint``
-    safely. For a distill config the student is ``model.architecture`` and
-    its weights carry the ``architecture.`` prefix."""
-    import copy
-
+    safely and strictly. For a distill config the student is
+    ``model.architecture`` and its weights carry the ``architecture.``
+    prefix (the export tool's helpers do exactly that split)."""
     from mmengine.config import Config
-    from mmengine.registry import MODELS, DefaultScope
 
     from .checkpoint import read_checkpoint, state_dict_of
+    from .export import build_student, split_state, student_model_cfg
     cfg = Config.fromfile(config)
-    model_cfg = cfg.model
-    if 'architecture' in model_cfg:
-        model_cfg = model_cfg.architecture
-        prefix = 'architecture.' if prefix is None else prefix
-    model_cfg = copy.deepcopy(model_cfg)
-    if model_cfg.get('backbone', {}).get('init_cfg'):
-        model_cfg.backbone.init_cfg = None
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        model = MODELS.build(model_cfg)
     state = state_dict_of(read_checkpoint(checkpoint, 'checkpoint'))
-    if prefix:
-        state = {k[len(prefix):]: v for k, v in state.items()
-                 if k.startswith(prefix)}
+    if 'architecture' in cfg.model:
+        model = build_student(student_model_cfg(cfg, config))
+        state, _ = split_state(state)
+    else:
+        model = build_student(cfg.model)
     model.load_state_dict(state, strict=True)
     return model.eval()
 
