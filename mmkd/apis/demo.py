@@ -23,24 +23,27 @@ DEMO_METHODS = dict(student='retinanet_student_shapes.py',
                     mgd='mgd_retinanet_shapes.py')
 
 
-def last_scalars(work_dir: str) -> Dict[str, float]:
-    """The last logged value of every scalar in a run's ``scalars.json``."""
+def scalars_file(work_dir: str) -> str:
+    """The newest run's ``vis_data/scalars.json`` under ``work_dir``."""
     files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
                                       'scalars.json')))
     if not files:
         raise FileNotFoundError(f'no scalars.json under {work_dir}')
+    return files[-1]
+
+
+def last_scalars(work_dir: str) -> Dict[str, float]:
+    """The last logged value of every scalar in a run's ``scalars.json``."""
     out: Dict[str, float] = {}
-    with open(files[-1]) as f:
+    with open(scalars_file(work_dir)) as f:
         for line in f:
             out.update(json.loads(line))
     return out
 
 
 def loss_history(work_dir: str) -> Dict[str, List]:
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                      'scalars.json')))
     hist: Dict[str, List] = {}
-    with open(files[-1]) as f:
+    with open(scalars_file(work_dir)) as f:
         for line in f:
             row = json.loads(line)
             if 'loss' in row:
