@@ -89,9 +89,18 @@ def test_fpn_teacher_distill_loss_goes_down(recipe):
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
     # At least 2 positions on P7: instance norm of a 1x1 map is 0 (no signal).
     data = batch(algo, 2, (128, 160))
+    # Each orthogonal W is evaluated once per step, not once per use.
+    evaluations = []
+    for conn in connectors.values():
+        if conn.orthogonal:
+            conn.proj.parametrizations.weight.register_forward_hook(
+                lambda *_: evaluations.append(1))
     history = []
-    for _ in range(6):
+    for step in range(6):
+        evaluations.clear()
         losses = algo(**data, mode='loss')
+        if recipe is VKD:
+            assert len(evaluations) == 5, (step, len(evaluations))
         distill = sum(v for k, v in losses.items() if k.startswith('distill.'))
         history.append(distill.item())
         total = total_loss(losses)

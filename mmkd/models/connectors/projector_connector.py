@@ -9,6 +9,7 @@ from mmrazor.models.architectures.connectors.base_connector import BaseConnector
 from mmrazor.registry import MODELS
 
 ORTHOGONAL_MAPS = ('matrix_exp', 'cayley', 'householder')
+DEFAULT_MAP = 'cayley'
 
 
 @MODELS.register_module()
@@ -34,8 +35,12 @@ class ProjectorConnector(BaseConnector):
         in_channels (int): student channels Cs.
         out_channels (int): teacher channels Ct.
         orthogonal (bool): constrain ``W`` to be orthogonal. Defaults to True.
-        orthogonal_map (str, optional): ``'matrix_exp'``, ``'cayley'`` or
-            ``'householder'``; None takes PyTorch's default. Defaults to None.
+        orthogonal_map (str, optional): ``'cayley'``, ``'matrix_exp'`` or
+            ``'householder'``; None means ``'cayley'``, the cheapest of the
+            three forward + backward on a CPU (64x32 ``W``: 1.7 ms against
+            3.0 ms for matrix_exp and 5.7 ms for householder, PyTorch's own
+            default for a non-square ``W``; README, "Efficiency").
+            Defaults to None.
         bias (bool, optional): None means "no bias if orthogonal, else bias".
             ``bias=True`` with ``orthogonal=True`` is refused. Defaults to None.
         resize_to (int | tuple[int, int], optional): interpolate the output
@@ -61,7 +66,8 @@ class ProjectorConnector(BaseConnector):
         if orthogonal_map is not None and orthogonal_map not in ORTHOGONAL_MAPS:
             raise ValueError(
                 f'ProjectorConnector orthogonal_map={orthogonal_map!r} is not '
-                f'supported; choose one of {list(ORTHOGONAL_MAPS)} or None')
+                f'supported; choose one of {list(ORTHOGONAL_MAPS)} or None '
+                f'({DEFAULT_MAP!r})')
         if orthogonal and bias:
             raise ValueError(
                 'ProjectorConnector orthogonal=True with bias=True: the VkD '
@@ -74,12 +80,14 @@ class ProjectorConnector(BaseConnector):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.orthogonal = orthogonal
+        self.orthogonal_map = None
         self.resize_to = resize_to
         use_bias = (not orthogonal) if bias is None else bias
         self.proj = nn.Linear(in_channels, out_channels, bias=use_bias)
         if orthogonal:
+            self.orthogonal_map = orthogonal_map or DEFAULT_MAP
             parametrizations.orthogonal(
-                self.proj, 'weight', orthogonal_map=orthogonal_map)
+                self.proj, 'weight', orthogonal_map=self.orthogonal_map)
 
     def forward_train(self, feature: Tensor) -> Tensor:
         """(B, Cs, H, W) -> (B, Ct, H, W), or (N, Cs) -> (N, Ct)."""
@@ -88,8 +96,8 @@ class ProjectorConnector(BaseConnector):
                 f'ProjectorConnector(in_channels={self.in_channels}) got '
                 f'features of shape {tuple(feature.shape)}; set in_channels '
                 'to the recorded student channels (dim 1)')
-        # Read the (parametrised) weight once: an orthogonal W costs a matrix
-        # exponential / solve per read.
+        # Read the (parametrised) weight once: each read of an orthogonal W
+        # evaluates the map (a solve for cayley) and adds it to the graph.
         weight = self.proj.weight
         bias = self.proj.bias
         if feature.dim() == 2:
@@ -102,4 +110,4 @@ class ProjectorConnector(BaseConnector):
 
     def extra_repr(self) -> str:
         return (f'{self.in_channels} -> {self.out_channels}, '
-                f'orthogonal={self.orthogonal}')
+                f'orthogonal={self.orthogonal}, map={self.orthogonal_map}')

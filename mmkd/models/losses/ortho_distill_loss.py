@@ -39,7 +39,7 @@ class OrthoDistillLoss(nn.Module):
         reduction (str): ``'mean'`` or ``'logsum'`` = ``log(sum d**alpha)``.
             Defaults to ``'mean'``.
         alpha (float): exponent of ``'logsum'``. Defaults to 4.0.
-        beta (float): smooth-L1 threshold. Defaults to 1.0.
+        beta (float): smooth-L1 threshold, >= 0 (0 is L1). Defaults to 1.0.
         eps (float): added to variances so a constant channel stays finite.
             Defaults to 1e-5.
         loss_weight (float): multiplier of the loss. Defaults to 1.0.
@@ -70,6 +70,9 @@ class OrthoDistillLoss(nn.Module):
                                    RESIZE_MODES)
         self.alpha = float(alpha)
         self.beta = float(beta)
+        if self.beta < 0:
+            raise ValueError(f'OrthoDistillLoss beta={beta!r}: the smooth-L1 '
+                             'threshold must be >= 0 (0 means L1)')
         self.eps = float(eps)
         self.loss_weight = float(loss_weight)
 
@@ -88,9 +91,13 @@ class OrthoDistillLoss(nn.Module):
                                              preds_T.detach().float(),
                                              self.resize)
             norm = NORMS[self.norm]
-            diff = norm(preds_S, self.eps) - norm(preds_T, self.eps)
-            dist = DISTANCES[self.distance](diff, self.beta)
-            loss = REDUCTIONS[self.reduction](dist, self.alpha)
+            distance = DISTANCES[self.distance]
+            preds_S, preds_T = norm(preds_S, self.eps), norm(preds_T, self.eps)
+            if self.reduction == 'mean':  # one fused kernel each way
+                loss = distance(preds_S, preds_T, self.beta, 'mean')
+            else:
+                loss = REDUCTIONS[self.reduction](
+                    distance(preds_S, preds_T, self.beta, 'none'), self.alpha)
         return self.loss_weight * loss
 
     def extra_repr(self) -> str:

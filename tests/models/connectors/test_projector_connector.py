@@ -39,6 +39,15 @@ def test_orthogonal_after_optimizer_steps(in_c, out_c, orthogonal_map):
     assert orthogonality_error(w) < 1e-4
 
 
+def test_default_map_is_cayley():
+    # The cheapest map measured (README, "Efficiency"); PyTorch's own
+    # default for a non-square W is a Householder product.
+    proj = ProjectorConnector(4, 8)
+    assert proj.orthogonal_map == 'cayley'
+    assert 'map=cayley' in repr(proj)
+    assert ProjectorConnector(4, 8, orthogonal=False).orthogonal_map is None
+
+
 def test_orthogonal_preserves_norms_when_widening():
     proj = ProjectorConnector(4, 8)
     x = torch.randn(3, 4, 2, 2)

@@ -51,6 +51,7 @@ def test_srd_recipe_matches_formula():
     (dict(distance='cos'), r"distance='cos'.*l1.*l2.*smooth_l1"),
     (dict(reduction='sum'), r"reduction='sum'.*logsum.*mean"),
     (dict(resize='both'), r"resize='both'.*none.*student.*teacher"),
+    (dict(beta=-1.0), r"beta=-1.0.*>= 0"),
 ])
 def test_unknown_option_lists_allowed(kwargs, match):
     with pytest.raises(ValueError, match=match):
