@@ -221,6 +221,46 @@ def summarise(times: Dict[str, List[float]], shares: Dict[str, List[float]],
     return out
 
 
+def time_orthogonal_maps(c_s: int, c_t: int, warmup: int = 3,
+                         repeats: int = 30,
+                         device: Optional[str] = None) -> Dict[str, float]:
+    """Median seconds to evaluate one orthogonal ``W`` (``c_t x c_s``) and
+    back-propagate through it, per map, interleaved: the part of a VkD
+    projector that a plain linear projector does not pay."""
+    from .models.connectors.projector_connector import ORTHOGONAL_MAPS
+    from .models import ProjectorConnector
+    device = torch.device(device or ('cuda' if torch.cuda.is_available()
+                                     else 'cpu'))
+    torch.manual_seed(0)
+    grad = torch.randn(c_t, c_s, device=device)
+    steps = {}
+    for name in ORTHOGONAL_MAPS:
+        proj = ProjectorConnector(c_s, c_t, orthogonal_map=name).to(device)
+
+        def step(proj=proj):
+            (proj.proj.weight * grad).sum().backward()
+        steps[name] = step
+    times: Dict[str, List[float]] = {m: [] for m in steps}
+    for round_ in range(warmup + repeats):
+        for name, step in steps.items():
+            _sync(device)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {m: statistics.median(t) for m, t in times.items()}
+
+
+def format_maps(times: Dict[str, float], c_s: int, c_t: int) -> str:
+    fastest = min(times.values())
+    lines = [f'**orthogonal W ({c_t}x{c_s}): evaluation + backward, median**',
+             '', '| map | ms | / fastest |', '|---|---|---|']
+    for name, t in sorted(times.items(), key=lambda kv: kv[1]):
+        lines.append(f'| {name} | {1000 * t:.3f} | {t / fastest:.2f} |')
+    return '\n'.join(lines)
+
+
 def format_table(results: Dict[str, dict], title: str) -> str:
     lines = [f'**{title}**', '',
              '| method | step (ms) | step / floor | connectors+losses share |'

@@ -4,7 +4,8 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from mmkd.benchmark import build_method, run_benchmark, setting_models, summarise
+from mmkd.benchmark import (build_method, format_maps, run_benchmark,
+                            setting_models, summarise, time_orthogonal_maps)
 from mmkd.data import make_det_batch
 
 
@@ -64,3 +65,16 @@ def test_unknown_teacher_dtype():
     with pytest.raises(ValueError, match=r"teacher_dtype='int8'.*bfloat16"):
         with DefaultScope.overwrite_default_scope('mmdet'):
             build_method('vkd', student, teacher, c_s, c_t, 'int8')
+
+
+def test_orthogonal_map_timing_covers_every_map():
+    times = time_orthogonal_maps(3, 5, warmup=1, repeats=2)
+    assert set(times) == {'cayley', 'matrix_exp', 'householder'}
+    assert all(t > 0 for t in times.values())
+    table = format_maps(dict(cayley=0.002, householder=0.006,
+                             matrix_exp=0.003), 3, 5)
+    # Sorted fastest first; ratios from the given times (6 / 2 = 3).
+    rows = [r for r in table.splitlines() if r.startswith('| ') and 'ms' not in r]
+    assert [r.split(' | ')[0][2:] for r in rows] == [
+        'cayley', 'matrix_exp', 'householder']
+    assert rows[-1].endswith('| 3.00 |')

@@ -4,10 +4,12 @@ backbone/neck forward), all methods interleaved in one process.
     python tools/benchmark.py --setting demo --size 128 128 --batch 8
     python tools/benchmark.py --setting retinanet_r50_r18 --size 512 512
     python tools/benchmark.py --setting faster-rcnn_r101_r50 --size 512 512
+    python tools/benchmark.py --setting demo --maps   # orthogonal maps only
 """
 import argparse
 
-from mmkd.benchmark import METHODS, format_table, run_benchmark
+from mmkd.benchmark import (METHODS, format_maps, format_table, run_benchmark,
+                            setting_models, time_orthogonal_maps)
 
 
 def main(argv=None):
@@ -23,7 +25,16 @@ def main(argv=None):
     parser.add_argument('--device', default=None, help='cpu or cuda')
     parser.add_argument('--teacher-dtype', default='float32',
                         choices=['float32', 'bfloat16', 'float16'])
+    parser.add_argument('--maps', action='store_true',
+                        help="time only the orthogonal maps for the setting's "
+                        'channels (VkD projector parametrisation)')
     args = parser.parse_args(argv)
+    if args.maps:
+        _, _, c_s, c_t = setting_models(args.setting)
+        times = time_orthogonal_maps(c_s, c_t, args.warmup,
+                                     max(args.repeats, 10), args.device)
+        print(format_maps(times, c_s, c_t))
+        return
     results = run_benchmark(args.setting, tuple(args.size), args.batch,
                             args.methods, args.warmup, args.repeats,
                             args.device, args.teacher_dtype)
