@@ -51,6 +51,10 @@ def test_comparison_table_statistics():
     assert '| student | 3 | 0.220 ± 0.020 |' in table
     assert '| vkd | 3 | 0.310 ± 0.010 |' in table
     assert table.rstrip().endswith('| 1.50 |')
+    # Distillers without a student-alone run: a table, ratios '-'.
+    alone = comparison_table({'vkd': runs['vkd']})
+    assert alone.rstrip().endswith('| 0.310 ± 0.010 | 0.200 ± 0.000 | '
+                                   '0.600 ± 0.000 | - |')
 
 
 @pytest.fixture(scope='module')

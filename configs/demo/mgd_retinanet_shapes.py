@@ -1,5 +1,6 @@
 # MMRazor's MGD on the built-in data (baseline): masked generative
-# distillation; MGDConnector aligns 32 -> 64 channels itself.
+# distillation; MGDConnector masks the student map and regenerates the
+# teacher's from it.
 _base_ = ['./vkd_retinanet_shapes.py']
 model = dict(
     distiller=dict(

@@ -1,9 +1,8 @@
 # MMRazor's PKD on the built-in data (baseline): Pearson-correlation feature
-# loss per FPN level; a 1x1 ConvModule maps the student's 32 channels to the
-# teacher's 64 (PKD compares equal shapes).
+# loss per FPN level. Student and teacher FPNs are both 64 channels, so, as in
+# MMRazor's own PKD configs, no connector.
 _base_ = ['./vkd_retinanet_shapes.py']
 model = dict(
     distiller=dict(
-        connector=dict(_delete_=True, type='ConvModuleConnector',
-                       kernel_size=1, norm_cfg=None, act_cfg=None),
+        connector=None,
         loss=dict(_delete_=True, type='PKDLoss', loss_weight=6.0)))

@@ -168,19 +168,23 @@ def comparison_table(runs: Dict[str, List[dict]]) -> str:
         a = np.asarray(values, dtype=float)
         return f'{a.mean():.3f} ± {a.std(ddof=1) if len(a) > 1 else 0:.3f}'
 
-    base_step = float(np.median([r['step_time'] for r in runs['student']]))
+    # Without a student-alone run there is no base: the ratio column says so
+    # instead of failing the whole table.
+    base_step = (float(np.median([r['step_time'] for r in runs['student']]))
+                 if runs.get('student') else None)
     rows = ['| method | seeds | bbox mAP | AP_small | AP50 | step time / '
             'student |', '|---|---|---|---|---|---|']
     for method, rs in runs.items():
         if not rs:
             continue
-        step = float(np.median([r['step_time'] for r in rs])) / base_step
+        step = ('-' if base_step is None else
+                f"{float(np.median([r['step_time'] for r in rs])) / base_step:.2f}")
         rows.append(
             f"| {method} | {len(rs)} | "
             f"{stat([r.get('coco/bbox_mAP', 0.0) for r in rs])} | "
             f"{stat([r.get('coco/bbox_mAP_s', 0.0) for r in rs])} | "
             f"{stat([r.get('coco/bbox_mAP_50', 0.0) for r in rs])} | "
-            f'{step:.2f} |')
+            f'{step} |')
     return '\n'.join(rows)
 
 

@@ -1,6 +1,6 @@
 # Iteration-based schedule for CPU runs on the built-in data: SGD, linear
 # warm-up, cosine decay; evaluation and a checkpoint at the end.
-max_iters = 800
+max_iters = 600
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
