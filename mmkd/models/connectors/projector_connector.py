@@ -10,6 +10,7 @@ from mmrazor.registry import MODELS
 
 ORTHOGONAL_MAPS = ('matrix_exp', 'cayley', 'householder')
 DEFAULT_MAP = 'cayley'
+INITS = ('random', 'identity')
 
 
 @MODELS.register_module()
@@ -43,6 +44,11 @@ class ProjectorConnector(BaseConnector):
             Defaults to None.
         bias (bool, optional): None means "no bias if orthogonal, else bias".
             ``bias=True`` with ``orthogonal=True`` is refused. Defaults to None.
+        init (str): ``'random'`` (an orthogonal ``W`` starts at a random
+            orthogonal matrix, a linear one at ``nn.Linear``'s init) or
+            ``'identity'`` (``W`` starts at the ``out x in`` identity, the
+            bias at 0: student channel i -> teacher channel i, orthonormal
+            for any shape). Defaults to ``'random'``.
         resize_to (int | tuple[int, int], optional): interpolate the output
             map to this fixed (H, W). Mismatched FPN sizes are normally left
             to ``OrthoDistillLoss(resize=...)``. Defaults to None.
@@ -55,6 +61,7 @@ class ProjectorConnector(BaseConnector):
                  orthogonal: bool = True,
                  orthogonal_map: Optional[str] = None,
                  bias: Optional[bool] = None,
+                 init: str = 'random',
                  resize_to: Optional[Union[int, Sequence[int]]] = None,
                  init_cfg: Optional[Dict] = None) -> None:
         super().__init__(init_cfg)
@@ -68,6 +75,9 @@ class ProjectorConnector(BaseConnector):
                 f'ProjectorConnector orthogonal_map={orthogonal_map!r} is not '
                 f'supported; choose one of {list(ORTHOGONAL_MAPS)} or None '
                 f'({DEFAULT_MAP!r})')
+        if init not in INITS:
+            raise ValueError(f'ProjectorConnector init={init!r} is not '
+                             f'supported; choose one of {list(INITS)}')
         if orthogonal and bias:
             raise ValueError(
                 'ProjectorConnector orthogonal=True with bias=True: the VkD '
@@ -84,6 +94,12 @@ class ProjectorConnector(BaseConnector):
         self.resize_to = resize_to
         use_bias = (not orthogonal) if bias is None else bias
         self.proj = nn.Linear(in_channels, out_channels, bias=use_bias)
+        self.init = init
+        if init == 'identity':
+            with torch.no_grad():
+                self.proj.weight.copy_(torch.eye(out_channels, in_channels))
+                if self.proj.bias is not None:
+                    self.proj.bias.zero_()
         if orthogonal:
             self.orthogonal_map = orthogonal_map or DEFAULT_MAP
             parametrizations.orthogonal(

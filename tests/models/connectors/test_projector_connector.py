@@ -116,3 +116,26 @@ def test_registered_as_mmrazor_connector():
                                  out_channels=8, orthogonal_map='cayley'))
     assert isinstance(conn, ProjectorConnector)
     assert isinstance(conn, BaseConnector)
+
+
+@pytest.mark.parametrize('orthogonal', [True, False])
+@pytest.mark.parametrize('in_c, out_c', SIZES)
+def test_identity_init_maps_channel_i_to_channel_i(orthogonal, in_c, out_c):
+    proj = ProjectorConnector(in_c, out_c, orthogonal=orthogonal,
+                              init='identity')
+    proj.init_weights()  # MMEngine's init pass must not undo it
+    x = torch.randn(2, in_c, 3, 3)
+    want = torch.zeros(2, out_c, 3, 3)
+    k = min(in_c, out_c)
+    want[:, :k] = x[:, :k]
+    torch.testing.assert_close(proj(x), want)
+    if orthogonal:  # still on the manifold after a step
+        opt = torch.optim.SGD(proj.parameters(), lr=0.5)
+        proj(x).square().mean().backward()
+        opt.step()
+        assert orthogonality_error(proj.proj.weight) < 1e-4
+
+
+def test_unknown_init_lists_choices():
+    with pytest.raises(ValueError, match=r"init='eye'.*'random', 'identity'"):
+        ProjectorConnector(4, 4, init='eye')
