@@ -8,7 +8,7 @@ of each method per round), after warm-up; medians are reported.
 import copy
 import statistics
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -73,7 +73,8 @@ def setting_models(setting: str) -> Tuple[dict, dict, int, int]:
 
 
 def build_method(method: str, student: dict, teacher: dict, c_s: int,
-                 c_t: int, teacher_dtype: str = 'float32'):
+                 c_t: int, teacher_dtype: str = 'float32',
+                 fbkd_levels: Sequence[int] = (0, 1, 2)):
     """The model a method times. A ``_bf16`` suffix runs the teacher in
     bfloat16 (``FastFpnTeacherDistill``), e.g. ``teacher_fwd_bf16``."""
     if method.endswith('_bf16'):
@@ -94,9 +95,10 @@ def build_method(method: str, student: dict, teacher: dict, c_s: int,
                 act_cfg=None)
         if c_s != c_t and method == 'fbkd':
             raise ValueError('FBKD needs equal student and teacher channels')
-        # FBKD's non-local blocks max-pool by 8: the three finest levels
-        # only (MMRazor's FBKD configs do not use the coarse ones either).
-        levels = range(3) if method == 'fbkd' else range(5)
+        # FBKD's non-local blocks max-pool by 8: at most the three finest
+        # levels (MMRazor's FBKD configs do not use the coarse ones either),
+        # and only those at least 16x16 (``fbkd_levels``).
+        levels = fbkd_levels if method == 'fbkd' else range(5)
         return MODELS.build(dict(
             _scope_='mmrazor', type='FastFpnTeacherDistill',
             teacher_dtype=teacher_dtype,
@@ -104,6 +106,14 @@ def build_method(method: str, student: dict, teacher: dict, c_s: int,
             teacher=copy.deepcopy(teacher),
             distiller=fpn_distiller_cfg(levels=levels, student_channels=c_s,
                                         teacher_channels=c_t, **recipe)))
+
+
+def _fbkd_levels(student, inputs: torch.Tensor) -> List[int]:
+    """Of the three finest FPN levels, those FBKD can take: its connectors
+    max-pool by 8 and their non-local blocks sub-sample by 2 more."""
+    with torch.no_grad():
+        feats = student.extract_feat(inputs)
+    return [i for i, f in enumerate(feats[:3]) if min(f.shape[-2:]) >= 16]
 
 
 def make_step(method: str, model, data: dict) -> Callable[[], None]:
@@ -173,10 +183,15 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
     steps, models = {}, {}
     if c_s != c_t:
         methods = [m for m in methods if not m.startswith('fbkd')]
+    fbkd_levels = None
     for method in ('student', 'teacher_fwd') + tuple(
             m for m in methods if m not in ('student', 'teacher_fwd')):
+        if method == 'fbkd':
+            fbkd_levels = _fbkd_levels(models['student'], data['inputs'])
+            if not fbkd_levels:
+                continue
         model = build_method(method, student, teacher, c_s, c_t,
-                             teacher_dtype).to(device)
+                             teacher_dtype, fbkd_levels or (0, 1, 2)).to(device)
         data = model.data_preprocessor(copy.deepcopy(raw), True)
         models[method] = model
         steps[method] = make_step(method, model, data)

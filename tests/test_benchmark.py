@@ -78,3 +78,26 @@ def test_orthogonal_map_timing_covers_every_map():
     assert [r.split(' | ')[0][2:] for r in rows] == [
         'cayley', 'matrix_exp', 'householder']
     assert rows[-1].endswith('| 3.00 |')
+
+
+def test_fbkd_uses_only_levels_its_pooling_can_take():
+    # FBKD max-pools by 8, then sub-samples by 2: a level needs 16x16.
+    # 128x128 input: P3 16x16, P4 8x8, P5 4x4 -> P3 only; 64x64: none, so
+    # FBKD is left out rather than crashing the benchmark.
+    from mmkd.benchmark import _fbkd_levels
+    student, teacher, c_s, c_t = setting_models('demo')
+    assert c_s == c_t  # equal channels in the demo pair: FBKD can run
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = build_method('student', student, teacher, c_s, c_t)
+    for size, want in (((64, 64), []), ((128, 128), [0]),
+                       ((512, 512), [0, 1, 2])):
+        data = model.data_preprocessor(make_det_batch(1, size, seed=0), True)
+        assert _fbkd_levels(model, data['inputs']) == want, size
+    out = run_benchmark('demo', size=(128, 128), batch_size=1,
+                        methods=('student', 'teacher_fwd', 'fbkd'),
+                        warmup=0, repeats=1, device='cpu')
+    assert out['fbkd']['repeats'] == 1
+    out = run_benchmark('demo', size=(64, 64), batch_size=1,
+                        methods=('student', 'teacher_fwd', 'fbkd'),
+                        warmup=0, repeats=1, device='cpu')
+    assert 'fbkd' not in out
