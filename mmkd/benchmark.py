@@ -3,7 +3,8 @@
 The floor of a distillation step is the student's own training step plus the
 teacher's backbone+neck forward (no grad) on the same preprocessed batch.
 Every method is timed on that batch, in one process, interleaved (one step
-of each method per round), after warm-up; medians are reported.
+of each method per round, the order rotated by one each round), after
+warm-up; medians are reported.
 """
 import copy
 import statistics
@@ -198,8 +199,13 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
     times: Dict[str, List[float]] = {m: [] for m in steps}
     shares: Dict[str, List[float]] = {m: [] for m in steps}
     peak: Dict[str, Optional[float]] = {m: None for m in steps}
+    names = list(steps)
     for round_ in range(warmup + repeats):
-        for method, step in steps.items():
+        # The order rotates each round, so no method is always the one that
+        # runs right after a given other (allocator and cache state).
+        shift = round_ % len(names)
+        for method in names[shift:] + names[:shift]:
+            step = steps[method]
             if device.type == 'cuda':
                 torch.cuda.reset_peak_memory_stats(device)
             _sync(device)
