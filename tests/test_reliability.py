@@ -76,7 +76,7 @@ def test_teacher_checkpoint_loads_exactly(tmp_path):
 def test_connector_channels_checked_before_training():
     algo = build(demo_distill_cfg(student_channels=48))
     with pytest.raises(ValueError, match=r'expects 48 input channels.*'
-                       r'\(1, 32, 16, 16\).*student_channels'):
+                       r'\(1, 64, 16, 16\).*student_channels'):
         check_distiller_shapes(algo)
 
 
