@@ -75,7 +75,7 @@ def setting_models(setting: str) -> Tuple[dict, dict, int, int]:
 
 def build_method(method: str, student: dict, teacher: dict, c_s: int,
                  c_t: int, teacher_dtype: str = 'float32',
-                 fbkd_levels: Sequence[int] = (0, 1, 2)):
+                 fbkd_levels: Optional[Sequence[int]] = None):
     """The model a method times. A ``_bf16`` suffix runs the teacher in
     bfloat16 (``FastFpnTeacherDistill``), e.g. ``teacher_fwd_bf16``."""
     if method.endswith('_bf16'):
@@ -99,7 +99,7 @@ def build_method(method: str, student: dict, teacher: dict, c_s: int,
         # FBKD's non-local blocks max-pool by 8: at most the three finest
         # levels (MMRazor's FBKD configs do not use the coarse ones either),
         # and only those at least 16x16 (``fbkd_levels``).
-        levels = fbkd_levels if method == 'fbkd' else range(5)
+        levels = (fbkd_levels or (0, 1, 2)) if method == 'fbkd' else range(5)
         return MODELS.build(dict(
             _scope_='mmrazor', type='FastFpnTeacherDistill',
             teacher_dtype=teacher_dtype,
@@ -192,7 +192,7 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
             if not fbkd_levels:
                 continue
         model = build_method(method, student, teacher, c_s, c_t,
-                             teacher_dtype, fbkd_levels or (0, 1, 2)).to(device)
+                             teacher_dtype, fbkd_levels).to(device)
         data = model.data_preprocessor(copy.deepcopy(raw), True)
         models[method] = model
         steps[method] = make_step(method, model, data)

@@ -103,29 +103,36 @@ def np_smooth_l1(d, beta):
     return out
 
 
+def _dyadic(d):
+    """d on a 2**-20 grid, so that (d + t) - t == d exactly for integer t."""
+    return np.round(d * 2**20) / 2**20
+
+
 def _pair(d):
-    """(S, T) with S - T = d; T is not zero so the kernels see two inputs."""
-    t = np.random.default_rng(9).normal(size=d.shape)
+    """(S, T) with S - T = d exactly; T is not zero so the kernels see two
+    inputs."""
+    t = np.random.default_rng(9).integers(-3, 4, size=d.shape).astype(float)
+    assert np.array_equal((d + t) - t, d)
     return torch.from_numpy(d + t), torch.from_numpy(t)
 
 
 @pytest.mark.parametrize('beta', [1.0, 0.5])
 def test_smooth_l1_matches_formula(beta):
-    d = np.random.default_rng(3).normal(0, 2, size=(4, 5))
+    d = _dyadic(np.random.default_rng(3).normal(0, 2, size=(4, 5)))
     got = Fn.smooth_l1(*_pair(d), beta).numpy()
-    np.testing.assert_allclose(got, np_smooth_l1(d, beta), rtol=1e-9)
+    np.testing.assert_allclose(got, np_smooth_l1(d, beta), rtol=1e-12)
     mean = Fn.smooth_l1(*_pair(d), beta, 'mean').item()
     assert mean == pytest.approx(np_smooth_l1(d, beta).sum() / d.size)
 
 
 def test_smooth_l1_beta_zero_is_l1():
-    d = np.random.default_rng(3).normal(0, 2, size=(4, 5))
+    d = _dyadic(np.random.default_rng(3).normal(0, 2, size=(4, 5)))
     np.testing.assert_allclose(Fn.smooth_l1(*_pair(d), 0.0).numpy(),
                                np.abs(d), rtol=1e-9)
 
 
 def test_l1_l2_match_formula():
-    d = np.random.default_rng(4).normal(size=(3, 7))
+    d = _dyadic(np.random.default_rng(4).normal(size=(3, 7)))
     np.testing.assert_allclose(Fn.l1(*_pair(d)).numpy(), np.abs(d),
                                rtol=1e-9)
     np.testing.assert_allclose(Fn.l2(*_pair(d)).numpy(), d**2, rtol=1e-9)
