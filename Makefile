@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONHASHSEED := 0
 
-.PHONY: install demo test
+.PHONY: install demo test lint quick-test
 
 install:
 	bash tools/install.sh
@@ -10,5 +10,14 @@ install:
 demo: install
 	$(PY) tools/demo.py
 
-test: install
+# The whole suite (CI runs this through .ci/run), lint first.
+test: install lint
 	$(PY) -m pytest -q tests
+
+lint: install
+	.venv/bin/ruff check .
+
+# For contributors: everything but the tests marked slow (subprocess training
+# runs, multi-process launches, the wheel install).
+quick-test: install
+	$(PY) -m pytest -q -m "not slow" tests

@@ -1,27 +1,73 @@
+import os
+import os.path as osp
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = osp.dirname(osp.abspath(__file__))
+# What OpenMMLab packages ship in <package>/.mim so that `mmkd::` configs,
+# `mim train mmkd ...` and `python -m mmkd train ...` work from a wheel. In
+# the checkout mmkd/.mim holds symlinks to these (an editable install reads
+# them there); a wheel gets copies.
+MIM_ITEMS = ('configs', 'tools', 'model-index.yml')
 
 
 def read_requirements(path):
-    with open(path) as f:
+    with open(osp.join(HERE, path)) as f:
         return [line.split('#')[0].strip() for line in f
                 if line.split('#')[0].strip()]
 
+
+class BuildWithMim(build_py):
+    """build_py that also copies configs/, tools/ and model-index.yml into
+    the built package's .mim folder."""
+
+    def run(self):
+        super().run()
+        mim = osp.join(self.build_lib, 'mmkd', '.mim')
+        for item in MIM_ITEMS:
+            src, dst = osp.join(HERE, item), osp.join(mim, item)
+            if osp.islink(dst) or osp.isfile(dst):
+                os.remove(dst)
+            elif osp.isdir(dst):
+                shutil.rmtree(dst)
+            os.makedirs(mim, exist_ok=True)
+            if osp.isdir(src):
+                shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
+                    '__pycache__', '*.pyc'))
+            else:
+                shutil.copyfile(src, dst)
+        # `mmkd::` names in any tool (see mmkd_config_scope.py): a .pth at
+        # the top of site-packages runs its `import` line at start-up.
+        with open(osp.join(self.build_lib, 'mmkd_config_scope.pth'),
+                  'w') as f:
+            f.write('import mmkd_config_scope\n')
+
+
+with open(osp.join(HERE, 'README.md')) as f:
+    long_description = f.read()
 
 setup(
     name='mmkd',
     version='0.1.0',
     description='Projector-based knowledge distillation (SRD, VkD) for '
-    'MMDetection FPN detectors through MMRazor',
-    long_description=open('README.md').read(),
+    'MMDetection detectors through MMRazor',
+    long_description=long_description,
     long_description_content_type='text/markdown',
     packages=find_packages(include=['mmkd', 'mmkd.*']),
+    py_modules=['mmkd_config_scope'],
+    cmdclass={'build_py': BuildWithMim},
+    entry_points={'console_scripts': ['mmkd = mmkd.__main__:main']},
     python_requires='>=3.8',
-    # torch and mmcv are listed with the pins they were checked with;
-    # tools/install.sh installs them first (mmcv must be built against the
-    # installed torch) and then installs mmkd with --no-deps, so a cluster's
-    # existing CUDA torch is kept.
-    install_requires=['torch==2.13.0', 'mmcv==2.1.0'] +
-    read_requirements('requirements/runtime.txt'),
+    # Ranges, so that `pip install` into a cluster's environment keeps its
+    # CUDA torch and its mmcv build. requirements/runtime.txt holds the exact
+    # versions checked together; tools/install.sh installs those.
+    install_requires=[
+        'torch>=2.0', 'mmcv>=2.0.0rc4,<2.2.0', 'mmengine>=0.10.0,<0.11',
+        'mmdet>=3.3.0,<3.4', 'mmrazor>=1.0.0', 'numpy<2', 'pycocotools',
+        'joblib', 'matplotlib'
+    ],
     extras_require={'tests': read_requirements('requirements/tests.txt')},
     license='Apache-2.0',
 )

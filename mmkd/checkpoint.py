@@ -31,7 +31,8 @@ def is_remote(filename: str) -> bool:
 
 def _show(keys: List[str]) -> str:
     head = ', '.join(keys[:SHOWN_KEYS])
-    more = f' (+{len(keys) - SHOWN_KEYS} more)' if len(keys) > SHOWN_KEYS else ''
+    more = (f' (+{len(keys) - SHOWN_KEYS} more)'
+            if len(keys) > SHOWN_KEYS else '')
     return head + more
 
 

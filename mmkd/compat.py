@@ -25,6 +25,12 @@ version that needs it and says why. Nothing here unpickles arbitrary objects.
 6. MMEngine 0.10.7 writes checkpoints (and ``last_checkpoint``) in place: a
    process killed mid-write leaves a truncated file. Local writes go to a
    temporary file in the same folder, then ``os.replace`` (atomic).
+7. MMEngine 0.10.7 resolves ``package::path`` configs only for the
+   OpenMMLab packages it lists, finds a package's ``.mim`` folder through
+   ``pkg_resources`` (wrong for an editable install) and does not accept
+   ``package::path`` in ``Config.fromfile``. ``mmkd::vkd/x.py`` names a config
+   shipped in ``mmkd/.mim/configs``, in ``_base_`` and in
+   ``Config.fromfile`` alike.
 """
 import importlib
 import importlib.util
@@ -213,8 +219,9 @@ class WeightsOnlyTorch(types.ModuleType):
 def patch_teacher_loading() -> None:
     if _installed_version('mmrazor') > Version('1.0.0'):
         return
-    from mmrazor.models.algorithms.distill.configurable import \
-        single_teacher_distill as std
+    from mmrazor.models.algorithms.distill.configurable import (
+        single_teacher_distill as std,
+    )
 
     from .checkpoint import load_state_strict
 
@@ -331,6 +338,78 @@ def patch_atomic_local_writes() -> None:
     put._mmkd = True
     LocalBackend.put = put
     LocalBackend.put_text = put_text
+    # CheckpointHook writes the `last_checkpoint` pointer with the builtin
+    # open(): that one name, in that module only, becomes an atomic writer.
+    from mmengine.hooks import checkpoint_hook
+    checkpoint_hook.open = open_pointer_atomically
+
+
+class _AtomicText:
+    """A text file opened for writing whose content replaces ``path`` in
+    one step when it is closed (see :func:`atomic_write`)."""
+
+    def __init__(self, path: str, encoding=None) -> None:
+        self.path, self.encoding, self.parts = path, encoding, []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            atomic_write(''.join(self.parts), self.path, 'w', self.encoding)
+
+
+def open_pointer_atomically(file, mode: str = 'r', *args, **kwargs):
+    """``open`` for mmengine's checkpoint hook: a text write of
+    ``last_checkpoint`` is atomic; anything else is the builtin open."""
+    import builtins
+    import os
+    if mode == 'w' and isinstance(file, (str, os.PathLike)) and \
+            os.path.basename(file) == 'last_checkpoint':
+        return _AtomicText(os.fspath(file), kwargs.get('encoding'))
+    return builtins.open(file, mode, *args, **kwargs)
+
+
+# --- 7. mmkd:: configs ------------------------------------------------------
+def package_dir() -> str:
+    """The folder of the imported mmkd package (site-packages/mmkd for a
+    wheel, the checkout's mmkd/ for an editable install)."""
+    import os.path as osp
+    return osp.dirname(osp.abspath(__file__))
+
+
+def patch_config_scope() -> None:
+    if _installed_version('mmengine') > Version('0.10.7'):
+        return
+    import mmengine.config.config as config_module
+    import mmengine.hub.hub as hub_module
+    from mmengine.config import Config
+    from mmengine.config import utils as config_utils
+    config_utils.MODULE2PACKAGE.setdefault('mmkd', 'mmkd')
+    if getattr(Config.fromfile, '_mmkd', False):
+        return
+    found = config_module.get_installed_path
+
+    def get_installed_path(package: str) -> str:
+        return package_dir() if package == 'mmkd' else found(package)
+
+    config_module.get_installed_path = get_installed_path
+    hub_module.get_installed_path = get_installed_path
+    fromfile = Config.fromfile
+
+    def fromfile_with_scope(filename, *args, **kwargs):
+        import os.path as osp
+        if isinstance(filename, str) and '::' in filename and \
+                not osp.isfile(filename):
+            filename, _ = Config._get_cfg_path(filename, '')
+        return fromfile(filename, *args, **kwargs)
+
+    fromfile_with_scope._mmkd = True
+    Config.fromfile = staticmethod(fromfile_with_scope)
 
 
 def apply() -> None:
@@ -351,4 +430,5 @@ def apply() -> None:
     patch_teacher_loading()
     patch_distiller_checks()
     patch_atomic_local_writes()
+    patch_config_scope()
     _applied = True

@@ -21,8 +21,11 @@ from typing import Dict, List, Tuple, Union
 
 from mmengine.config import Config, ConfigDict
 
-from .checkpoint import (CheckpointError, mismatch_report, read_checkpoint,
-                         state_dict_of)
+from .checkpoint import (
+    mismatch_report,
+    read_checkpoint,
+    state_dict_of,
+)
 
 STUDENT_PREFIX = 'architecture.'
 # Top-level variables of mmkd's distill configs that only build the model.

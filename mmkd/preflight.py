@@ -103,7 +103,8 @@ def check_teacher(cfg: Config) -> None:
         if not osp.isfile(ckpt):
             raise PreflightError(
                 f'model.teacher_ckpt={ckpt!r}: no such file (looked at '
-                f'{osp.abspath(ckpt)}). Train or download the teacher and pass '
+                f'{osp.abspath(ckpt)}). Train or download the teacher and '
+                'pass '
                 '--cfg-options model.teacher_ckpt=PATH')
         return
     if ckpt.startswith(('http://', 'https://')):
@@ -128,7 +129,31 @@ def _reachable(url: str, timeout: float = 10.0) -> bool:
         return False
 
 
+# Types that only exist once ``import mmkd`` has run.
+MMKD_TYPES = ('ProjectorConnector', 'OrthoDistillLoss', 'FpnDistiller',
+              'ReducedPrecisionTeacherDistill', 'FiniteLossHook',
+              'DropFrozenTeacherHook', 'AutocastOptimWrapper')
+
+
+def check_imports(cfg: Config) -> None:
+    """A config that uses mmkd's modules must import mmkd itself
+    (``custom_imports``), or MMDetection's own tools cannot build it."""
+    used = sorted(t for t in MMKD_TYPES if f"'{t}'" in cfg.pretty_text)
+    imports = (cfg.get('custom_imports') or {}).get('imports') or []
+    if isinstance(imports, str):
+        imports = [imports]
+    if used and 'mmkd' not in imports:
+        raise PreflightError(
+            f'the config uses {", ".join(used)} but custom_imports does not '
+            f'import mmkd (custom_imports={cfg.get("custom_imports")!r}), so '
+            "MMDetection's tools could not build it. Add mmkd's runtime base "
+            "(_base_ = [..., 'mmkd::_base_/mmkd_runtime.py']) or "
+            "custom_imports = dict(imports=['mmkd'], "
+            'allow_failed_imports=False)')
+
+
 def preflight(cfg: Config, train: bool = True) -> None:
+    check_imports(cfg)
     loaders = (('train_dataloader', 'val_dataloader') if train else
                ('test_dataloader', ))
     if train and not cfg.get('val_cfg'):
@@ -138,5 +163,6 @@ def preflight(cfg: Config, train: bool = True) -> None:
         check_teacher(cfg)
 
 
-__all__ = ['PreflightError', 'preflight', 'check_data', 'check_teacher',
+__all__ = ['PreflightError', 'preflight', 'check_data', 'check_imports',
+           'check_teacher',
            'missing_data']

@@ -21,8 +21,11 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def test_mmrazor_distillation_imports_and_registers():
-    from mmrazor.models import (ConfigurableDistiller, FpnTeacherDistill,
-                                SingleTeacherDistill)
+    from mmrazor.models import (
+        ConfigurableDistiller,
+        FpnTeacherDistill,
+        SingleTeacherDistill,
+    )
     from mmrazor.registry import MODELS, TASK_UTILS
     assert issubclass(FpnTeacherDistill, SingleTeacherDistill)
     assert MODELS.get('ConfigurableDistiller') is ConfigurableDistiller
@@ -60,7 +63,7 @@ def test_missing_joblib_names_the_fix(monkeypatch):
         compat.check_joblib()
 
 
-# --- checkpoints --------------------------------------------------------------
+# --- checkpoints -------------------------------------------------------------
 class Payload:
     """Unpickling this creates a file: proof that code ran."""
 
@@ -168,8 +171,9 @@ def test_refusal_message_names_file_and_fix(payload_ckpt):
 
 
 def test_teacher_payload_refused_and_mismatch_named(payload_ckpt, tmp_path):
-    from mmrazor.models.algorithms.distill.configurable import \
-        single_teacher_distill as std
+    from mmrazor.models.algorithms.distill.configurable import (
+        single_teacher_distill as std,
+    )
     path, marker = payload_ckpt
     with pytest.raises(CheckpointError):
         std.load_checkpoint(Toy(), path)

@@ -8,8 +8,8 @@ import re
 from functools import lru_cache
 from typing import Dict, Tuple
 
-import pytest
 import mmdet
+import pytest
 import yaml
 from mmengine.config import Config, ConfigDict
 from mmengine.hub import get_config
@@ -24,7 +24,7 @@ CONFIG_DIR = osp.join(ROOT, 'configs')
 CONFIGS = sorted(
     p for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
     if '_base_' not in osp.relpath(p, CONFIG_DIR).split(osp.sep))
-COCO_CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*_coco.py')))
+COCO_CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*', '*_coco.py')))
 MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
 
 # What each method prefix must build: distill loss type, connector type
@@ -136,7 +136,7 @@ def mmdet_zoo() -> Dict[str, Tuple[str, float]]:
 def test_configs_are_found():
     names = [_name(p) for p in CONFIGS]
     assert 'demo/vkd_retinanet_shapes.py' in names
-    assert 'vkd_retinanet_r50_r18_coco.py' in names
+    assert 'vkd/vkd_retinanet_r50_r18_coco.py' in names
     # Five methods on each of the three COCO pairs, and each student alone.
     assert len(COCO_CONFIGS) == len(METHODS) * len(PAIRS) + len(STUDENTS)
     for path in COCO_CONFIGS:
@@ -169,7 +169,7 @@ def test_model_builds_offline(path):
     distiller = cfg.model.distiller
     assert distiller.type == 'FpnDistiller'
     levels = tuple(distiller.levels)
-    if osp.dirname(path) == CONFIG_DIR:  # COCO: every level, P3-P7
+    if path in COCO_CONFIGS:  # COCO: every level, P3-P7
         assert levels == (0, 1, 2, 3, 4)
     assert set(levels) <= {0, 1, 2, 3, 4}
     losses = model.distiller.distill_losses
@@ -183,7 +183,7 @@ def test_model_builds_offline(path):
     assert sorted(type(c).__name__ for c in connectors.values()) == sorted(
         configured * len(levels))
 
-    if osp.dirname(path) != CONFIG_DIR:
+    if path not in COCO_CONFIGS:
         return
     # The COCO configs follow their method's recipe.
     loss_type, connector_type, connector_opts, loss_opts = METHODS[
@@ -257,7 +257,7 @@ def test_coco_config_reads_standard_layout(path):
 
 
 def test_preflight_names_missing_coco(tmp_path, monkeypatch):
-    cfg = _load(osp.join(CONFIG_DIR, 'vkd_retinanet_r50_r18_coco.py'))
+    cfg = _load(osp.join(CONFIG_DIR, 'vkd', 'vkd_retinanet_r50_r18_coco.py'))
     monkeypatch.chdir(tmp_path)  # no data/coco here
     monkeypatch.setenv('MMKD_SKIP_URL_CHECK', '1')  # never reach a network
     with pytest.raises(PreflightError) as info:
@@ -273,7 +273,7 @@ def test_metafile_lists_every_coco_config():
         meta = yaml.safe_load(f)
     collections = {c['Name'] for c in meta['Collections']}
     models = {m['Config']: m for m in meta['Models']}
-    assert set(models) == {f'configs/{osp.basename(p)}' for p in COCO_CONFIGS}
+    assert set(models) == {f'configs/{_name(p)}' for p in COCO_CONFIGS}
     zoo = mmdet_zoo()
     for config, entry in models.items():
         assert entry['In Collection'] in collections
@@ -299,14 +299,101 @@ def test_readme_model_zoo_lists_every_coco_config():
     with open(osp.join(ROOT, 'README.md')) as f:
         doc = f.read()
     for path in COCO_CONFIGS:
-        assert f'| `configs/{osp.basename(path)}` |' in doc, path
+        assert f'| `configs/{_name(path)}` |' in doc, path
 
 
 def test_offline_model_cfg_leaves_no_download():
-    cfg = _load(osp.join(CONFIG_DIR, 'vkd_retinanet_r50_r18_coco.py'))
+    cfg = _load(osp.join(CONFIG_DIR, 'vkd', 'vkd_retinanet_r50_r18_coco.py'))
     model = offline_model_cfg(cfg)
     assert model.architecture.backbone.init_cfg is None
     assert model.teacher_ckpt is None
     # The loaded config itself is unchanged.
     assert cfg.model.architecture.backbone.init_cfg.type == 'Pretrained'
     assert cfg.model.teacher_ckpt.startswith('https://')
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=_name)
+def test_config_describes_its_whole_run(path):
+    """What mmkd's tools used to add is in every config, so MMDetection's
+    own tools run it the same way."""
+    cfg = _load(path)
+    assert cfg.custom_imports == dict(imports=['mmkd'],
+                                      allow_failed_imports=False)
+    hooks = [h['type'] for h in cfg.custom_hooks]
+    assert hooks.count('FiniteLossHook') == 1
+    assert hooks.count('DropFrozenTeacherHook') == 1
+
+
+def test_preflight_refuses_a_config_that_does_not_import_mmkd(tmp_path):
+    from mmkd.preflight import check_imports
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'demo',
+                                   'vkd_retinanet_shapes.py'))
+    check_imports(cfg)  # the config imports mmkd itself
+    without = Config({k: v for k, v in cfg.to_dict().items()
+                      if k != 'custom_imports'})
+    with pytest.raises(PreflightError) as info:
+        check_imports(without)
+    message = str(info.value)
+    assert 'custom_imports' in message and 'mmkd_runtime.py' in message
+    assert 'FpnDistiller' in message and 'ProjectorConnector' in message
+    # A plain mmdet config needs nothing of mmkd's.
+    plain_cfg = Config(dict(model=dict(type='RetinaNet')))
+    check_imports(plain_cfg)
+
+
+def test_mmkd_scope_names_configs_in_the_package():
+    """``mmkd::`` resolves to the package's .mim/configs (the checkout's
+    configs/ through a symlink in an editable install)."""
+    cfg = Config.fromfile('mmkd::vkd/vkd_retinanet_r50_r18_coco.py')
+    assert osp.realpath(cfg.filename) == osp.realpath(
+        osp.join(CONFIG_DIR, 'vkd', 'vkd_retinanet_r50_r18_coco.py'))
+    assert cfg.model.distiller.connector.orthogonal is True
+    # ... and as a base of a user's config elsewhere.
+    user = Config.fromstring(
+        "_base_ = ['mmkd::srd/srd_retinanet_r50_r18_coco.py']\n"
+        'model = dict(distiller=dict(loss=dict(loss_weight=2.0)))\n', '.py')
+    assert user.model.distiller.loss.norm == 'instance'
+    assert user.model.distiller.loss.loss_weight == 2.0
+    # MMEngine scopes what such a base brings as 'mmkd' (unless a base of its
+    # own gave it a scope, as mmdet:: does for the COCO data); the mmkd
+    # registries find MMDetection's types (a dataset, a metric) from there.
+    user = Config.fromstring(
+        "_base_ = ['mmkd::demo/vkd_retinanet_shapes.py']\n", '.py')
+    from mmdet.datasets import CocoDataset
+    from mmdet.evaluation import CocoMetric
+    from mmengine.registry import DATASETS, METRICS
+    for registry, cfg, found in (
+            (DATASETS, user.train_dataloader.dataset, CocoDataset),
+            (METRICS, user.val_evaluator, CocoMetric)):
+        assert cfg._scope_ == 'mmkd'
+        with registry.switch_scope_and_registry(cfg._scope_) as scoped:
+            assert scoped.scope == 'mmkd'
+            assert scoped.get(cfg.type) is found
+
+
+RECIPE_DIR = osp.join(CONFIG_DIR, '_base_', 'recipes')
+METHOD_CONFIGS = [p for p in CONFIGS
+                  if _method(p) in METHODS and 'distill' not in _name(p)]
+
+
+@pytest.mark.parametrize('path', METHOD_CONFIGS, ids=_name)
+def test_method_config_is_its_recipe_on_its_pair(path):
+    """A method config states neither levels nor losses itself: the pair
+    base gives levels and channels, the recipe base connector and loss (a
+    config may change the loss weight or the levels, nothing else)."""
+    cfg = _load(path)
+    with open(path) as f:
+        text = f.read()
+    assert f"recipes/{_method(path)}.py'" in text
+    for word in ('OrthoDistillLoss', 'ProjectorConnector', 'student_channels',
+                 'PKDLoss', 'MGDLoss', 'ChannelWiseDivergence'):
+        assert word not in text, word
+    recipe = Config.fromfile(osp.join(RECIPE_DIR, f'{_method(path)}.py'))
+    distiller = cfg.model.distiller
+    assert plain(distiller.get('connector')) == plain(
+        recipe.recipe.get('connector'))
+    want_loss = plain(recipe.recipe.loss)
+    got_loss = plain(distiller.loss)
+    want_loss.pop('loss_weight', None)
+    got_loss.pop('loss_weight', None)
+    assert got_loss == want_loss

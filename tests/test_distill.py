@@ -1,9 +1,8 @@
 """FpnDistiller expansion and both recipes running inside MMRazor."""
 import pytest
 import torch
-from mmengine.registry import DefaultScope
-
 from helpers import batch, mmdet_model_cfg, total_loss
+from mmengine.registry import DefaultScope
 from mmrazor.models import ConfigurableDistiller
 from mmrazor.registry import MODELS
 
@@ -83,7 +82,8 @@ def test_fpn_teacher_distill_loss_goes_down(recipe):
     connectors = algo.distiller.connectors
     assert len(connectors) == 5
     assert all(isinstance(c, ProjectorConnector) for c in connectors.values())
-    teacher_before = {k: v.clone() for k, v in algo.teacher.state_dict().items()}
+    teacher_before = {k: v.clone()
+                      for k, v in algo.teacher.state_dict().items()}
     params = [p for p in algo.parameters() if p.requires_grad]
     assert not any(p is q for p in params for q in algo.teacher.parameters())
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)

@@ -7,15 +7,15 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
+from helpers import total_loss
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
+from test_compat import Payload
 
-from helpers import total_loss
 from mmkd.checkpoint import CheckpointError, read_checkpoint
 from mmkd.data import CLASS_NAMES, make_det_batch, render_image
-from mmkd.export import ExportError, export_student
 from mmkd.engine.teacher_checkpoint import DropFrozenTeacherHook
-from test_compat import Payload
+from mmkd.export import ExportError, export_student
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 VKD = osp.join(ROOT, 'configs', 'demo', 'vkd_retinanet_shapes.py')

@@ -4,13 +4,17 @@ import os.path as osp
 
 import pytest
 import torch
+from helpers import total_loss
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
-from helpers import total_loss
 from mmkd.checkpoint import CheckpointError
 from mmkd.data import make_det_batch
-from mmkd.engine import NonFiniteLossError, check_distiller_shapes, check_finite
+from mmkd.engine import (
+    NonFiniteLossError,
+    check_distiller_shapes,
+    check_finite,
+)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 VKD_DEMO = osp.join(ROOT, 'configs/demo/vkd_retinanet_shapes.py')
@@ -28,7 +32,7 @@ def build(model_cfg):
         return MODELS.build(model_cfg)
 
 
-# --- teacher checkpoint -------------------------------------------------------
+# --- teacher checkpoint ------------------------------------------------------
 def test_missing_teacher_checkpoint(tmp_path):
     cfg = demo_distill_cfg()
     cfg.teacher_ckpt = str(tmp_path / 'nope.pth')
@@ -42,7 +46,8 @@ def test_unreadable_teacher_checkpoint(tmp_path):
     path.write_bytes(b'\x00not a checkpoint' * 10)
     cfg = demo_distill_cfg()
     cfg.teacher_ckpt = str(path)
-    with pytest.raises(CheckpointError, match=r'garbage.pth.*could not be read'):
+    with pytest.raises(CheckpointError,
+                       match=r'garbage.pth.*could not be read'):
         build(cfg)
 
 
@@ -72,7 +77,7 @@ def test_teacher_checkpoint_loads_exactly(tmp_path):
         assert torch.equal(algo.teacher.state_dict()[k], v), k
 
 
-# --- distiller config ---------------------------------------------------------
+# --- distiller config --------------------------------------------------------
 def test_connector_channels_checked_before_training():
     algo = build(demo_distill_cfg(student_channels=48))
     with pytest.raises(ValueError, match=r'expects 48 input channels.*'
@@ -105,7 +110,7 @@ def test_loss_argument_name_lists_valid_ones():
         build(demo_distill_cfg(loss_args=('student', 'teacher')))
 
 
-# --- odd images ---------------------------------------------------------------
+# --- odd images --------------------------------------------------------------
 def _step(algo, data):
     opt = torch.optim.SGD([p for p in algo.parameters() if p.requires_grad],
                           lr=0.01)
@@ -137,7 +142,7 @@ def test_batch_of_one():
     _step(algo, make_det_batch(1, (96, 96), seed=2))
 
 
-# --- NaN ----------------------------------------------------------------------
+# --- NaN ---------------------------------------------------------------------
 def test_non_finite_loss_names_iteration_and_term():
     losses = {'student.loss_cls': torch.tensor(1.0),
               'distill.loss_fpn2': torch.tensor(float('nan'))}
@@ -151,9 +156,9 @@ def test_nan_run_stops_with_iteration_and_keeps_finite_checkpoints(tmp_path):
     import subprocess
     import sys
 
-    from mmkd.apis.demo import data_options, final_checkpoint
     from mmkd.checkpoint import read_checkpoint
     from mmkd.data import ensure_dataset
+    from mmkd.experiments.demo import data_options, final_checkpoint
     data = ensure_dataset(str(tmp_path / 'data'), num_train=16, num_val=4)
     work_dir = str(tmp_path / 'wd')
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'),
@@ -162,7 +167,8 @@ def test_nan_run_stops_with_iteration_and_keeps_finite_checkpoints(tmp_path):
                'train_cfg.max_iters=8', 'train_dataloader.batch_size=2',
                'default_hooks.checkpoint.interval=1',
                # A learning rate that blows the weights up within a few steps.
-               'optim_wrapper.optimizer.lr=1e8', 'optim_wrapper.clip_grad=None',
+               'optim_wrapper.optimizer.lr=1e8',
+               'optim_wrapper.clip_grad=None',
                'param_scheduler=[]']
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
                           timeout=600)

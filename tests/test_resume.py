@@ -11,9 +11,9 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 
-from mmkd.apis.demo import data_options
 from mmkd.checkpoint import read_checkpoint
 from mmkd.data import ensure_dataset
+from mmkd.experiments.demo import data_options
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 VKD = osp.join(ROOT, 'configs', 'demo', 'vkd_retinanet_shapes.py')
@@ -35,18 +35,21 @@ def setup(tmp_path_factory):
 
 def _config(tmp, kill_at=None):
     path = str(tmp / f'vkd_kill{kill_at}.py')
+    # A user's config on top of an mmkd config: it extends the base's
+    # custom_imports and custom_hooks (mmkd, the loss guard, the teacher
+    # hook) instead of replacing them.
     lines = [f'_base_ = [{VKD!r}]',
-             "custom_imports = dict(imports=['killhook'], "
+             "custom_imports = dict(imports=['mmkd', 'killhook'], "
              'allow_failed_imports=False)']
     if kill_at:
-        lines.append(f"custom_hooks = [dict(type='KillAtIterHook', "
-                     f'at={kill_at})]')
+        lines.append("custom_hooks = _base_.custom_hooks + [dict("
+                     f"type='KillAtIterHook', at={kill_at})]")
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
     return path
 
 
-def _train(config, work_dir, data, teacher, resume=False):
+def _train(config, work_dir, data, teacher, resume=False, seed=None):
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
            '--work-dir', work_dir]
     if resume:
@@ -54,24 +57,31 @@ def _train(config, work_dir, data, teacher, resume=False):
     cmd += ['--cfg-options'] + data_options(data) + [
         f'model.teacher_ckpt={teacher}', 'train_cfg.max_iters=6',
         'train_cfg.val_interval=100', 'train_dataloader.batch_size=4',
-        'default_hooks.checkpoint.interval=3', 'randomness.seed=7',
+        'default_hooks.checkpoint.interval=3',
         'param_scheduler.0.end=4', 'param_scheduler.1.begin=4',
         'param_scheduler.1.end=6', 'param_scheduler.1.T_max=2']
+    if seed is not None:
+        cmd.append(f'randomness.seed={seed}')
     env = dict(os.environ, PYTHONPATH=osp.dirname(osp.abspath(__file__)))
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900)
 
 
 def test_killed_run_resumes_to_identical_weights(setup):
+    """The demo config leaves ``randomness.seed`` unset, as MMDetection's
+    configs do: the run draws a seed, and ``--resume`` must continue with it
+    (the images in the same order), not with a new one."""
     tmp, data, teacher = setup
-    full = _train(_config(tmp), str(tmp / 'full'), data, teacher)
-    assert full.returncode == 0, full.stderr[-3000:]
-
     work = str(tmp / 'killed')
     killed = _train(_config(tmp, kill_at=5), work, data, teacher)
     assert killed.returncode == 3, killed.stderr[-3000:]
     assert osp.isfile(osp.join(work, 'iter_3.pth'))
     assert not osp.exists(osp.join(work, 'iter_6.pth'))
+    seed = read_checkpoint(osp.join(work, 'iter_3.pth'))['meta']['seed']
+
+    # The same run, uninterrupted, with the seed it drew.
+    full = _train(_config(tmp), str(tmp / 'full'), data, teacher, seed=seed)
+    assert full.returncode == 0, full.stderr[-3000:]
 
     resumed = _train(_config(tmp), work, data, teacher, resume=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -83,6 +93,8 @@ def test_killed_run_resumes_to_identical_weights(setup):
     sa, sb = a['state_dict'], b['state_dict']
     assert set(sa) == set(sb)
     assert any('connectors' in k for k in sa)  # projectors are saved
+    # The base's hooks stayed on: the teacher is not in the checkpoints.
+    assert not any(k.startswith('teacher.') for k in sa)
     for k in sa:
         torch.testing.assert_close(sb[k], sa[k], rtol=1e-5, atol=1e-6,
                                    msg=k)
@@ -111,3 +123,27 @@ def test_failed_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ['iter_3.pth']  # no partial file left
     assert torch.equal(read_checkpoint(path)['state_dict']['w'],
                        torch.ones(3))
+
+
+def test_last_checkpoint_pointer_is_replaced_atomically(tmp_path,
+                                                       monkeypatch):
+    """MMEngine's CheckpointHook writes ``last_checkpoint`` with the ``open``
+    of its module: a write that dies leaves the previous pointer whole."""
+    from mmengine.hooks import checkpoint_hook
+    pointer = tmp_path / 'last_checkpoint'
+    with checkpoint_hook.open(str(pointer), 'w') as f:
+        f.write(str(tmp_path / 'iter_3.pth'))
+
+    def dying_fsync(fd):
+        raise KeyboardInterrupt('killed while writing')
+
+    monkeypatch.setattr(os, 'fsync', dying_fsync)
+    with pytest.raises(KeyboardInterrupt):
+        with checkpoint_hook.open(str(pointer), 'w') as f:
+            f.write(str(tmp_path / 'iter_6.pth'))
+    monkeypatch.undo()
+    assert pointer.read_text() == str(tmp_path / 'iter_3.pth')
+    assert os.listdir(tmp_path) == ['last_checkpoint']  # no partial file
+    # Every other file that module opens is the builtin open's.
+    with checkpoint_hook.open(str(tmp_path / 'other.txt'), 'w') as f:
+        assert f.fileno() >= 0

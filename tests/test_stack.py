@@ -2,9 +2,8 @@
 train a step on the CPU, and MMRazor's distiller runs with a built-in loss."""
 import pytest
 import torch
-from mmengine.registry import DefaultScope
-
 from helpers import batch, build_mmdet, mmdet_model_cfg, total_loss
+from mmengine.registry import DefaultScope
 from mmrazor.registry import MODELS
 
 from mmkd.distill import fpn_distiller_cfg
@@ -67,7 +66,8 @@ def test_single_teacher_distill_with_mmrazor_loss_steps():
                       algo.teacher.state_dict().items()}
     opt = torch.optim.SGD(
         [p for p in algo.parameters() if p.requires_grad], lr=0.01)
-    student_before = algo.student.neck.lateral_convs[0].conv.weight.detach().clone()
+    student_before = algo.student.neck.lateral_convs[0].conv.weight.detach(
+    ).clone()
     losses = algo(**batch(algo, 2, (128, 128)), mode='loss')
     pkd = [v for k, v in losses.items() if k.startswith('distill.loss_fpn')]
     assert len(pkd) == 5 and all(torch.isfinite(v) for v in pkd)

@@ -8,8 +8,14 @@ backbone/neck forward), all methods interleaved in one process.
 """
 import argparse
 
-from mmkd.benchmark import (METHODS, format_maps, format_table, run_benchmark,
-                            setting_models, time_orthogonal_maps)
+from mmkd.experiments.benchmark import (
+    METHODS,
+    format_maps,
+    format_table,
+    run_benchmark,
+    setting_models,
+    time_orthogonal_maps,
+)
 
 
 def main(argv=None):

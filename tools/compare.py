@@ -8,9 +8,14 @@ PNG to WORK_DIR.
 import argparse
 import os.path as osp
 
-from mmkd.apis.demo import (DEMO_METHODS, collect_comparison,
-                             comparison_table, project_path, run_comparison)
-from mmkd.figures import plot_map
+from mmkd.experiments.demo import (
+    DEMO_METHODS,
+    collect_comparison,
+    comparison_table,
+    project_path,
+    run_comparison,
+)
+from mmkd.experiments.figures import plot_map
 
 
 def main(argv=None):

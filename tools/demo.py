@@ -5,7 +5,7 @@ print the table (also written to WORK_DIR/results.md) and write PNG
 figures: mAP per run, loss curves, and features/detections side by side."""
 import argparse
 
-from mmkd.apis.demo import make_demo_figures, run_demo, write_report
+from mmkd.experiments.demo import make_demo_figures, run_demo, write_report
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 """Train a detector or a distiller: MMDetection's tools/train.py options.
 
-    python tools/train.py configs/vkd_retinanet_r50_r18_coco.py
+    python tools/train.py configs/vkd/vkd_retinanet_r50_r18_coco.py
     python tools/train.py CONFIG --resume            # latest in work dir
     python tools/train.py CONFIG --resume PATH.pth --amp
 """

@@ -35,16 +35,15 @@ def is_distiller(cfg: Config) -> bool:
     return 'Distill' in str((cfg.get('model') or {}).get('type', ''))
 
 
-def add_teacher_hook(cfg: Config, verify_teacher: bool = True) -> None:
-    """A distiller's checkpoints leave out its frozen teacher (see
-    :class:`mmkd.engine.DropFrozenTeacherHook`); a config that names the
-    hook itself keeps its own settings."""
-    if not is_distiller(cfg):
-        return
-    hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') == TEACHER_HOOK for h in hooks):
-        hooks.append(dict(type=TEACHER_HOOK, verify_teacher=verify_teacher))
-    cfg.custom_hooks = hooks
+def evaluation_teacher_hook(cfg: Config) -> None:
+    """For evaluation only: a checkpoint may be checked against a teacher
+    that is not loaded (``model.teacher_ckpt=None``), so the config's
+    :class:`mmkd.engine.DropFrozenTeacherHook` stops comparing teacher
+    fingerprints. The hook itself comes from the config
+    (``configs/_base_/mmkd_runtime.py``)."""
+    for hook in cfg.get('custom_hooks') or []:
+        if hook.get('type') == TEACHER_HOOK:
+            hook['verify_teacher'] = False
 
 
 def setup_cpu_distributed(cfg: Config) -> None:
@@ -96,12 +95,27 @@ def enable_amp(cfg: Config) -> None:
         cfg.optim_wrapper.dtype = 'bfloat16'
 
 
-def add_guard_hooks(cfg: Config) -> None:
-    """Every run stops on a NaN/Inf loss before the step is taken."""
-    hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') == 'FiniteLossHook' for h in hooks):
-        hooks.append(dict(type='FiniteLossHook'))
-    cfg.custom_hooks = hooks
+def restore_seed(cfg: Config) -> None:
+    """Resume with the seed the run started with when the config leaves
+    ``randomness.seed`` unset (MMDetection's configs do).
+
+    MMEngine restores that seed only in ``Runner.resume()``, after the
+    train dataloader and its sampler were built with a new random seed, so
+    the resumed run would see its images in another order. Setting it
+    before the runner is built makes the resumed run the run it was.
+    """
+    from mmengine.runner import find_latest_checkpoint
+
+    from ..checkpoint import read_checkpoint
+    randomness = dict(cfg.get('randomness') or {})
+    if randomness.get('seed') is not None:
+        return
+    path = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
+    if not path or not osp.isfile(path):
+        return  # MMEngine says what is missing (or starts afresh for auto)
+    seed = (read_checkpoint(path).get('meta') or {}).get('seed')
+    if seed is not None:
+        cfg.randomness = dict(randomness, seed=seed)
 
 
 def train(config: str, work_dir: Optional[str] = None,
@@ -123,8 +137,8 @@ def train(config: str, work_dir: Optional[str] = None,
         cfg.resume, cfg.load_from = True, None
     elif resume is not None:
         cfg.resume, cfg.load_from = True, resume
-    add_teacher_hook(cfg)
-    add_guard_hooks(cfg)
+    if resume is not None:
+        restore_seed(cfg)
     preflight(cfg, train=True)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
@@ -148,13 +162,14 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
     if out is not None:
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(
             cfg.test_evaluator, dict) else list(cfg.test_evaluator)
-        cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=out))
+        cfg.test_evaluator.append(
+            dict(type='DumpDetResults', out_file_path=out))
     # Evaluation runs the student alone: the teacher is not loaded (its
     # weights are not needed, and a COCO teacher URL need not be reachable),
     # and a checkpoint saved without its teacher loads.
     if is_distiller(cfg):
         cfg.model.teacher_ckpt = None
-    add_teacher_hook(cfg, verify_teacher=False)
+    evaluation_teacher_hook(cfg)
     preflight(cfg, train=False)
     if not ('://' in checkpoint or osp.isfile(checkpoint)):
         raise FileNotFoundError(
@@ -165,5 +180,5 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None,
     return runner.test()
 
 
-__all__ = ['load_config', 'train', 'test', 'enable_amp', 'add_guard_hooks',
-           'add_teacher_hook', 'is_distiller', 'setup_cpu_distributed']
+__all__ = ['load_config', 'train', 'test', 'enable_amp', 'restore_seed',
+           'evaluation_teacher_hook', 'is_distiller', 'setup_cpu_distributed']

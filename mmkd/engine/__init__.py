@@ -1,7 +1,11 @@
 from .amp import AutocastOptimWrapper
+from .guards import (
+                     FiniteLossHook,
+                     NonFiniteLossError,
+                     check_distiller_shapes,
+                     check_finite,
+)
 from .teacher_checkpoint import DropFrozenTeacherHook
-from .guards import (FiniteLossHook, NonFiniteLossError, check_distiller_shapes,
-                     check_finite)
 
 __all__ = ['AutocastOptimWrapper', 'DropFrozenTeacherHook', 'FiniteLossHook',
            'NonFiniteLossError', 'check_distiller_shapes', 'check_finite']

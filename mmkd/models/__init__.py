@@ -1,7 +1,8 @@
 """Registered mmkd modules (leaves: configs reach them through
 ``mmrazor.registry.MODELS`` by name)."""
-from .algorithms import FastFpnTeacherDistill
+from .algorithms import ReducedPrecisionTeacherDistill
 from .connectors import ProjectorConnector
 from .losses import OrthoDistillLoss
 
-__all__ = ['FastFpnTeacherDistill', 'ProjectorConnector', 'OrthoDistillLoss']
+__all__ = ['ReducedPrecisionTeacherDistill', 'ProjectorConnector',
+           'OrthoDistillLoss']

@@ -1,7 +1,9 @@
-"""--amp on a CPU: bf16 autocast forward, float32 distillation loss, no NaN."""
+"""--amp: bf16 autocast on a CPU (float32 distillation loss, no NaN), and
+MMEngine's fp16 AmpOptimWrapper where CUDA is there."""
 import copy
 import os.path as osp
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, OPTIM_WRAPPERS, DefaultScope
@@ -43,11 +45,19 @@ def test_bf16_train_steps_are_finite_with_float32_distill_loss():
     assert out.dtype == torch.bfloat16
 
 
-def test_amp_flag_picks_the_cpu_wrapper_and_keeps_the_optimizer():
+@pytest.mark.parametrize('cuda', [False, True], ids=['cpu', 'cuda'])
+def test_amp_flag_picks_the_wrapper_of_the_device_and_keeps_the_optimizer(
+        cuda, monkeypatch):
     from mmkd.apis import enable_amp, load_config
+    # Both branches on every machine: only the availability of CUDA decides.
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
     cfg = load_config(osp.join(ROOT, 'configs/demo/vkd_retinanet_shapes.py'))
     enable_amp(cfg)
-    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
-    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    if cuda:
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+        assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    else:
+        assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
+        assert cfg.optim_wrapper.dtype == 'bfloat16'
     assert cfg.optim_wrapper.optimizer.type == 'SGD'
     assert cfg.optim_wrapper.clip_grad.max_norm == 35

@@ -1,4 +1,5 @@
-"""DropFrozenTeacherHook (mmkd/engine/teacher_checkpoint.py): distillation checkpoints without the
+"""DropFrozenTeacherHook (mmkd/engine/teacher_checkpoint.py): distillation
+checkpoints without the
 frozen teacher, and exact resume from them."""
 import copy
 import os
@@ -7,15 +8,18 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import mmdet_model_cfg
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from helpers import mmdet_model_cfg
-from mmkd.apis.train import add_teacher_hook
+from mmkd.apis.train import evaluation_teacher_hook
 from mmkd.checkpoint import CheckpointError, mismatch_report, read_checkpoint
 from mmkd.data import make_det_batch
-from mmkd.engine.teacher_checkpoint import DropFrozenTeacherHook, frozen_teacher
+from mmkd.engine.teacher_checkpoint import (
+    DropFrozenTeacherHook,
+    frozen_teacher,
+)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 VKD = osp.join(ROOT, 'configs', 'demo', 'vkd_retinanet_shapes.py')
@@ -134,17 +138,16 @@ def test_another_teacher_is_refused_unless_allowed(teacher_ckpt):
     assert mismatch_report(random_teacher, ckpt['state_dict']) is None
 
 
-def test_train_api_adds_the_hook_to_distillers_only():
+def test_evaluation_stops_fingerprint_checks_only():
     vkd, student = Config.fromfile(VKD), Config.fromfile(STUDENT)
-    add_teacher_hook(vkd)
-    add_teacher_hook(student)
-    assert [h['type'] for h in vkd.custom_hooks
-            ].count('DropFrozenTeacherHook') == 1
-    assert not any(h['type'] == 'DropFrozenTeacherHook'
-                   for h in student.get('custom_hooks', []))
-    add_teacher_hook(vkd)  # idempotent
-    assert [h['type'] for h in vkd.custom_hooks
-            ].count('DropFrozenTeacherHook') == 1
+    evaluation_teacher_hook(vkd)
+    evaluation_teacher_hook(student)
+    hooks = {h['type']: h for h in vkd.custom_hooks}
+    assert hooks['DropFrozenTeacherHook']['verify_teacher'] is False
+    # The guard and the hook list are the config's: nothing added or lost.
+    assert [h['type'] for h in vkd.custom_hooks] == [
+        h['type'] for h in Config.fromfile(VKD).custom_hooks]
+    assert 'verify_teacher' not in Config.fromfile(VKD).custom_hooks[1]
 
 
 # --- through MMEngine's Runner ----------------------------------------------

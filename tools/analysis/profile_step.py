@@ -10,7 +10,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from mmkd import benchmark as B
+from mmkd.experiments import benchmark as B
 
 size = int(sys.argv[1]) if len(sys.argv) > 1 else 800
 torch.manual_seed(0)

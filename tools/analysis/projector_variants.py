@@ -8,7 +8,7 @@ interleaved benchmark run (RetinaNet R50 -> R18, batch 2):
 """
 import sys
 
-from mmkd import benchmark as B
+from mmkd.experiments import benchmark as B
 
 vkd = B.RECIPES['vkd']
 B.RECIPES['vkd_linear'] = dict(

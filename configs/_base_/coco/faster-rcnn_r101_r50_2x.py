@@ -3,8 +3,13 @@
 # MMRazor's PKD anchor (R101 2x -> R50 2x, 40.3); MMRazor's FBKD anchor (39.3)
 # is 1x with the R101 1x teacher and is not what these configs run. The
 # student's mmdet config gives the data (data/coco/), the 2x schedule and the
-# runtime; a method config adds only `model.distiller`.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py'
+# runtime. The pair is
+# distilled on every FPN level; a recipe (../recipes/) adds the connector and
+# the loss.
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
+    '../mmkd_runtime.py'
+]
 
 # mmdet's faster-rcnn_r50_fpn_2x_coco.py model (torchvision://resnet50 init);
 # `_base_.model` comes with _scope_='mmdet' (see retinanet_r50_r18.py).
@@ -25,7 +30,12 @@ model = dict(
     type='FpnTeacherDistill',  # the teacher runs backbone + neck only
     architecture=student,
     teacher=teacher,
-    teacher_ckpt=teacher_ckpt)
+    teacher_ckpt=teacher_ckpt,
+    distiller=dict(
+        type='FpnDistiller',
+        levels=(0, 1, 2, 3, 4),  # P2-P6
+        student_channels=256,
+        teacher_channels=256))
 # As in MMRazor's distillation configs: DDP must accept parameters that get
 # no gradient in a step (the connectors, once distillation is stopped).
 find_unused_parameters = True

@@ -1,9 +1,13 @@
 # Teacher RetinaNet R101 2x (mmdet zoo, 38.9 box AP), student RetinaNet R50 2x
 # (37.4 box AP alone), COCO2017: the pair of CrossKD's RetinaNet result (39.7)
 # and the student of MMRazor's PKD / MGD results (X101 teacher). The student's
-# mmdet config gives the data (data/coco/), the 2x schedule and the runtime; a
-# method config adds only `model.distiller`.
-_base_ = 'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py'
+# mmdet config gives the data (data/coco/), the 2x schedule and the runtime.
+# The pair is distilled on every FPN level; a recipe (../recipes/) adds the
+# connector and the loss.
+_base_ = [
+    'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
+    '../mmkd_runtime.py'
+]
 
 # mmdet's retinanet_r50_fpn_2x_coco.py model (torchvision://resnet50 init);
 # `_base_.model` comes with _scope_='mmdet' (see retinanet_r50_r18.py).
@@ -24,7 +28,12 @@ model = dict(
     type='FpnTeacherDistill',  # the teacher runs backbone + neck only
     architecture=student,
     teacher=teacher,
-    teacher_ckpt=teacher_ckpt)
+    teacher_ckpt=teacher_ckpt,
+    distiller=dict(
+        type='FpnDistiller',
+        levels=(0, 1, 2, 3, 4),  # P3-P7
+        student_channels=256,
+        teacher_channels=256))
 # As in MMRazor's distillation configs: DDP must accept parameters that get
 # no gradient in a step (the connectors, once distillation is stopped).
 find_unused_parameters = True

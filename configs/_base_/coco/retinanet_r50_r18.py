@@ -1,8 +1,11 @@
 # Teacher RetinaNet R50 1x (mmdet zoo, 36.5 box AP), student RetinaNet R18 1x
 # (31.7 box AP alone), COCO2017. The student's mmdet config gives the data
-# (data/coco/), the 1x schedule and the runtime; a method config adds only
-# `model.distiller`.
-_base_ = 'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py'
+# (data/coco/), the 1x schedule and the runtime. The pair is distilled on
+# every FPN level; a recipe (../recipes/) adds the connector and the loss.
+_base_ = [
+    'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py',
+    '../mmkd_runtime.py'
+]
 
 # mmdet's retinanet_r18_fpn_1x_coco.py model, ImageNet init included
 # (torchvision://resnet18). Accessed as `_base_.model`, MMEngine gives it
@@ -29,7 +32,12 @@ model = dict(
     type='FpnTeacherDistill',  # the teacher runs backbone + neck only
     architecture=student,
     teacher=teacher,
-    teacher_ckpt=teacher_ckpt)
+    teacher_ckpt=teacher_ckpt,
+    distiller=dict(
+        type='FpnDistiller',
+        levels=(0, 1, 2, 3, 4),  # P3-P7
+        student_channels=256,
+        teacher_channels=256))
 # As in MMRazor's distillation configs: DDP must accept parameters that get
 # no gradient in a step (the connectors, once distillation is stopped).
 find_unused_parameters = True

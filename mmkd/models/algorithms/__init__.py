@@ -1,3 +1,5 @@
-from .fast_fpn_teacher_distill import FastFpnTeacherDistill
+from .reduced_precision_teacher_distill import (
+    ReducedPrecisionTeacherDistill,
+)
 
-__all__ = ['FastFpnTeacherDistill']
+__all__ = ['ReducedPrecisionTeacherDistill']

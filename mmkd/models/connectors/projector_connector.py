@@ -2,11 +2,12 @@ from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+from mmrazor.models.architectures.connectors.base_connector import (
+    BaseConnector,
+)
+from mmrazor.registry import MODELS
 from torch import Tensor, nn
 from torch.nn.utils import parametrizations
-
-from mmrazor.models.architectures.connectors.base_connector import BaseConnector
-from mmrazor.registry import MODELS
 
 ORTHOGONAL_MAPS = ('matrix_exp', 'cayley', 'householder')
 DEFAULT_MAP = 'cayley'
@@ -69,7 +70,8 @@ class ProjectorConnector(BaseConnector):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f'ProjectorConnector {key}={value!r}: '
                                  'expected a positive channel count')
-        if orthogonal_map is not None and orthogonal_map not in ORTHOGONAL_MAPS:
+        if orthogonal_map is not None and \
+                orthogonal_map not in ORTHOGONAL_MAPS:
             raise ValueError(
                 f'ProjectorConnector orthogonal_map={orthogonal_map!r} is not '
                 f'supported; choose one of {list(ORTHOGONAL_MAPS)} or None '

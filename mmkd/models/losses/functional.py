@@ -16,7 +16,8 @@ def _as_map(x: Tensor) -> Tensor:
         return x[:, :, None, None]
     if x.dim() != 4:
         raise ValueError(
-            f'expected features of shape (B, C, H, W) or (N, C), got {tuple(x.shape)}')
+            'expected features of shape (B, C, H, W) or (N, C), got '
+            f'{tuple(x.shape)}')
     return x
 
 
@@ -141,7 +142,8 @@ RESIZE_MODES = ('student', 'teacher', 'none')
 
 
 def match_spatial(preds_S: Tensor, preds_T: Tensor, resize: str) -> tuple:
-    """Bring both maps to one spatial size (bilinear), or refuse with both shapes."""
+    """Bring both maps to one spatial size (bilinear), or refuse with both
+    shapes."""
     if preds_S.shape[2:] == preds_T.shape[2:]:
         return preds_S, preds_T
     if preds_S.dim() != 4 or preds_T.dim() != 4 or resize == 'none':

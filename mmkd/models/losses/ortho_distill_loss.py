@@ -1,12 +1,15 @@
-from typing import Optional
-
 import torch
+from mmrazor.registry import MODELS
 from torch import Tensor, nn
 
-from mmrazor.registry import MODELS
-
-from .functional import (DISTANCES, NORMS, REDUCTIONS, RESIZE_MODES,
-                         check_choice, match_spatial)
+from .functional import (
+    DISTANCES,
+    NORMS,
+    REDUCTIONS,
+    RESIZE_MODES,
+    check_choice,
+    match_spatial,
+)
 
 
 @MODELS.register_module()
@@ -26,8 +29,14 @@ class OrthoDistillLoss(nn.Module):
     ``sg`` stop-gradient and ``N`` the same normalisation on both sides.
     Computed in float32 whatever the input dtype (AMP-safe).
 
-    Recipes: VkD = ``norm='batch', distance='smooth_l1'``;
-    SRD = ``norm='instance', reduction='logsum', alpha=4``.
+    Recipes (``configs/_base_/recipes/``): VkD =
+    ``norm='batch', distance='smooth_l1'`` (VkD's detection normalisation);
+    SRD = ``norm='instance', distance='l1', reduction='logsum', alpha=4``,
+    i.e. ``log(sum |d|^4)``. Without ``distance='l1'`` the log-sum would run
+    over smooth-L1 values (about ``|d|^8`` for small d), which is not SRD.
+    SRD's released code is classification only; the per-image normalisation
+    over H*W and the equal weighting of distillation and task losses for
+    detection are the author's statements (SRD repository, issue 2).
 
     Args:
         norm (str): ``'batch'`` (each channel over B*H*W), ``'instance'``
@@ -102,4 +111,5 @@ class OrthoDistillLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return (f'norm={self.norm!r}, distance={self.distance!r}, '
-                f'reduction={self.reduction!r}, loss_weight={self.loss_weight}')
+                f'reduction={self.reduction!r}, '
+                f'loss_weight={self.loss_weight}')

@@ -1,9 +1,9 @@
 import pytest
 import torch
-
-from mmrazor.models.architectures.connectors.base_connector import \
-    BaseConnector
 from mmengine.registry import DefaultScope
+from mmrazor.models.architectures.connectors.base_connector import (
+    BaseConnector,
+)
 from mmrazor.registry import MODELS
 
 from mmkd.models import ProjectorConnector

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from mmengine.registry import DefaultScope
 from mmrazor.registry import MODELS
 

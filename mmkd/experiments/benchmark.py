@@ -1,0 +1,298 @@
+"""Step time and memory of distillation methods against the floor.
+
+The floor of a distillation step is the student's own training step plus the
+teacher's backbone+neck forward (no grad) on the same preprocessed batch.
+Every method is timed on that batch, in one process, interleaved (one step
+of each method per round, the order rotated by one each round), after
+warm-up; medians are reported.
+"""
+import copy
+import statistics
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import MODELS, DefaultScope
+
+from ..data import make_det_batch
+from ..distill import fpn_distiller_cfg
+
+# The recipes the configs use, from the configs' recipe bases (stated once,
+# in configs/_base_/recipes/); FBKD has no config in mmkd and is written here.
+CONFIG_RECIPES = ('vkd', 'srd', 'pkd', 'cwd', 'mgd')
+
+
+def config_recipe(method: str) -> dict:
+    """``recipe`` of ``configs/_base_/recipes/{method}.py``, as a dict."""
+    return Config.fromfile(
+        f'mmkd::_base_/recipes/{method}.py').recipe.to_dict()
+
+
+RECIPES: Dict[str, dict] = {m: config_recipe(m) for m in CONFIG_RECIPES}
+RECIPES['fbkd'] = dict(
+    connector=dict(type='FBKDStudentConnector', mode='dot_product',
+                   sub_sample=True, maxpool_stride=8),
+    teacher_connector=dict(type='FBKDTeacherConnector', mode='dot_product',
+                           sub_sample=True, maxpool_stride=8),
+    loss=dict(type='FBKDLoss'), loss_args=('s_input', 't_input'))
+METHODS = ('student', 'teacher_fwd') + tuple(RECIPES) + (
+    'teacher_fwd_bf16', 'vkd_bf16', 'srd_bf16')
+
+
+def _mmdet_model(cfg_path: str) -> ConfigDict:
+    from mmengine.hub import get_config
+    model = copy.deepcopy(get_config(cfg_path).model)
+    model.backbone.init_cfg = None
+    model._scope_ = 'mmdet'
+    return model
+
+
+def setting_models(setting: str) -> Tuple[dict, dict, int, int]:
+    """(student cfg, teacher cfg, student channels, teacher channels)."""
+    if setting == 'demo':
+        model = Config.fromfile('mmkd::demo/vkd_retinanet_shapes.py').model
+        d = model.distiller
+        return (model.architecture, model.teacher, d.student_channels,
+                d.teacher_channels)
+    pairs = {
+        'retinanet_r50_r18': ('retinanet/retinanet_r18_fpn_1x_coco.py',
+                              'retinanet/retinanet_r50_fpn_1x_coco.py'),
+        'faster-rcnn_r101_r50': ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+                                 'faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py'),
+    }
+    if setting not in pairs:
+        raise ValueError(f'benchmark setting {setting!r}: choose demo or one '
+                         f'of {sorted(pairs)}')
+    student, teacher = pairs[setting]
+    return (_mmdet_model(f'mmdet::{student}'),
+            _mmdet_model(f'mmdet::{teacher}'), 256, 256)
+
+
+def build_method(method: str, student: dict, teacher: dict, c_s: int,
+                 c_t: int, teacher_dtype: str = 'float32',
+                 fbkd_levels: Optional[Sequence[int]] = None):
+    """The model a method times. A ``_bf16`` suffix runs the teacher in
+    bfloat16 (``ReducedPrecisionTeacherDistill``), e.g.
+    ``teacher_fwd_bf16``."""
+    if method.endswith('_bf16'):
+        method, teacher_dtype = method[:-len('_bf16')], 'bfloat16'
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        if method in ('student', 'teacher_fwd'):
+            model = MODELS.build(copy.deepcopy(
+                student if method == 'student' else teacher))
+            if method == 'teacher_fwd':
+                model.requires_grad_(False)
+                model.eval()
+            return model
+        recipe = copy.deepcopy(RECIPES[method])
+        if c_s != c_t and 'connector' not in recipe:
+            # PKD and CWD compare equal channels: MMRazor's 1x1 ConvModule.
+            recipe['connector'] = dict(
+                type='ConvModuleConnector', kernel_size=1, norm_cfg=None,
+                act_cfg=None)
+        if c_s != c_t and method == 'fbkd':
+            raise ValueError('FBKD needs equal student and teacher channels')
+        # FBKD's non-local blocks max-pool by 8: at most the three finest
+        # levels (MMRazor's FBKD configs do not use the coarse ones either),
+        # and only those at least 16x16 (``fbkd_levels``).
+        levels = (fbkd_levels or (0, 1, 2)) if method == 'fbkd' else range(5)
+        return MODELS.build(dict(
+            _scope_='mmrazor', type='ReducedPrecisionTeacherDistill',
+            teacher_dtype=teacher_dtype,
+            architecture=copy.deepcopy(student),
+            teacher=copy.deepcopy(teacher),
+            distiller=fpn_distiller_cfg(levels=levels, student_channels=c_s,
+                                        teacher_channels=c_t, **recipe)))
+
+
+def _fbkd_levels(student, inputs: torch.Tensor) -> List[int]:
+    """Of the three finest FPN levels, those FBKD can take: its connectors
+    max-pool by 8 and their non-local blocks sub-sample by 2 more."""
+    with torch.no_grad():
+        feats = student.extract_feat(inputs)
+    return [i for i, f in enumerate(feats[:3]) if min(f.shape[-2:]) >= 16]
+
+
+def make_step(method: str, model, data: dict) -> Callable[[], None]:
+    """One training step (forward, backward, SGD step) or, for the teacher,
+    one no-grad backbone+neck forward, on an already preprocessed batch."""
+    if method.startswith('teacher_fwd'):
+        dtype = torch.bfloat16 if method.endswith('_bf16') else None
+        device = data['inputs'].device.type
+
+        def forward():
+            with torch.no_grad(), torch.autocast(device, dtype=dtype,
+                                                 enabled=dtype is not None):
+                model.extract_feat(data['inputs'])
+        return forward
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
+
+    def step():
+        losses = model(data['inputs'], data['data_samples'], mode='loss')
+        loss, _ = model.parse_losses(losses)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def distill_share(model) -> float:
+    """Seconds for connectors + losses, forward and backward, on the features
+    recorded by the last step (the student's made leaves with grad)."""
+    distiller = model.distiller
+    saved = {}
+    for name, rec in distiller.student_recorders.recorders.items():
+        saved[name] = rec._data_buffer
+        rec._data_buffer = [_leaf(r) for r in rec._data_buffer]
+    try:
+        start = time.perf_counter()
+        losses = distiller.compute_distill_losses()
+        sum(losses.values()).backward()
+        return time.perf_counter() - start
+    finally:
+        for name, rec in distiller.student_recorders.recorders.items():
+            rec._data_buffer = saved[name]
+
+
+def _leaf(record):
+    if isinstance(record, torch.Tensor):
+        return record.detach().requires_grad_(True)
+    return type(record)(_leaf(r) for r in record)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
+                  batch_size: int = 2, methods=METHODS, warmup: int = 2,
+                  repeats: int = 5, device: Optional[str] = None,
+                  teacher_dtype: str = 'float32') -> Dict[str, dict]:
+    """Median step seconds per method, the floor and the ratios."""
+    device = torch.device(device or ('cuda' if torch.cuda.is_available()
+                                     else 'cpu'))
+    torch.manual_seed(0)
+    student, teacher, c_s, c_t = setting_models(setting)
+    raw = make_det_batch(batch_size, size, seed=0)
+    steps, models = {}, {}
+    if c_s != c_t:
+        methods = [m for m in methods if not m.startswith('fbkd')]
+    fbkd_levels, data = None, None
+    for method in ('student', 'teacher_fwd') + tuple(
+            m for m in methods if m not in ('student', 'teacher_fwd')):
+        if method == 'fbkd':  # the student is built first: data is its batch
+            fbkd_levels = _fbkd_levels(models['student'], data['inputs'])
+            if not fbkd_levels:
+                continue
+        model = build_method(method, student, teacher, c_s, c_t,
+                             teacher_dtype, fbkd_levels).to(device)
+        data = model.data_preprocessor(copy.deepcopy(raw), True)
+        models[method] = model
+        steps[method] = make_step(method, model, data)
+    times: Dict[str, List[float]] = {m: [] for m in steps}
+    shares: Dict[str, List[float]] = {m: [] for m in steps}
+    peak: Dict[str, Optional[float]] = {m: None for m in steps}
+    names = list(steps)
+    for round_ in range(warmup + repeats):
+        # The order rotates each round, so no method is always the one that
+        # runs right after a given other (allocator and cache state).
+        shift = round_ % len(names)
+        for method in names[shift:] + names[:shift]:
+            step = steps[method]
+            if device.type == 'cuda':
+                torch.cuda.reset_peak_memory_stats(device)
+            _sync(device)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            elapsed = time.perf_counter() - start
+            if round_ < warmup:
+                continue
+            times[method].append(elapsed)
+            if device.type == 'cuda':
+                peak[method] = max(peak[method] or 0,
+                                   torch.cuda.max_memory_allocated(device))
+            if hasattr(models[method], 'distiller'):  # a distiller
+                shares[method].append(distill_share(models[method]))
+    return summarise(times, shares, peak)
+
+
+def summarise(times: Dict[str, List[float]], shares: Dict[str, List[float]],
+              peak: Dict[str, Optional[float]]) -> Dict[str, dict]:
+    """Ratios computed from the measured medians only."""
+    med = {m: statistics.median(t) for m, t in times.items()}
+    floor = med['student'] + med['teacher_fwd']
+    out = {}
+    for method, t in med.items():
+        row = dict(step_s=t, repeats=len(times[method]),
+                   peak_mb=None if peak[method] is None else
+                   peak[method] / 2**20)
+        if not method.startswith(('student', 'teacher_fwd')):
+            row['over_floor'] = t / floor
+            row['distill_share'] = statistics.median(shares[method]) / t
+        out[method] = row
+    out['floor'] = dict(step_s=floor, repeats=0, peak_mb=None)
+    return out
+
+
+def time_orthogonal_maps(c_s: int, c_t: int, warmup: int = 3,
+                         repeats: int = 30,
+                         device: Optional[str] = None) -> Dict[str, float]:
+    """Median seconds to evaluate one orthogonal ``W`` (``c_t x c_s``) and
+    back-propagate through it, per map, interleaved: the part of a VkD
+    projector that a plain linear projector does not pay."""
+    from ..models import ProjectorConnector
+    from ..models.connectors.projector_connector import ORTHOGONAL_MAPS
+    device = torch.device(device or ('cuda' if torch.cuda.is_available()
+                                     else 'cpu'))
+    torch.manual_seed(0)
+    grad = torch.randn(c_t, c_s, device=device)
+    steps = {}
+    for name in ORTHOGONAL_MAPS:
+        proj = ProjectorConnector(c_s, c_t, orthogonal_map=name).to(device)
+
+        def step(proj=proj):
+            (proj.proj.weight * grad).sum().backward()
+        steps[name] = step
+    times: Dict[str, List[float]] = {m: [] for m in steps}
+    for round_ in range(warmup + repeats):
+        for name, step in steps.items():
+            _sync(device)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {m: statistics.median(t) for m, t in times.items()}
+
+
+def format_maps(times: Dict[str, float], c_s: int, c_t: int) -> str:
+    fastest = min(times.values())
+    lines = [f'**orthogonal W ({c_t}x{c_s}): evaluation + backward, median**',
+             '', '| map | ms | / fastest |', '|---|---|---|']
+    for name, t in sorted(times.items(), key=lambda kv: kv[1]):
+        lines.append(f'| {name} | {1000 * t:.3f} | {t / fastest:.2f} |')
+    return '\n'.join(lines)
+
+
+def format_table(results: Dict[str, dict], title: str) -> str:
+    lines = [f'**{title}**', '',
+             '| method | step (ms) | step / floor | connectors+losses share |'
+             ' peak mem (MB) |', '|---|---|---|---|---|']
+    for method, r in results.items():
+        ratio = f"{r['over_floor']:.3f}" if 'over_floor' in r else '-'
+        share = (f"{100 * r['distill_share']:.1f} %"
+                 if 'distill_share' in r else '-')
+        mem = f"{r['peak_mb']:.0f}" if r['peak_mb'] is not None else 'n/a'
+        lines.append(f"| {method} | {1000 * r['step_s']:.1f} | {ratio} | "
+                     f'{share} | {mem} |')
+    if 'teacher_fwd_bf16' in results:
+        bf16 = results['teacher_fwd_bf16']['step_s']
+        lines.append('')
+        lines.append('teacher backbone+neck forward, bf16 vs fp32: '
+                     f"{results['teacher_fwd']['step_s'] / bf16:.2f}x faster")
+    return '\n'.join(lines)

@@ -1,0 +1,267 @@
+"""The demo behind ``make demo`` / ``mmkd demo``: built-in data, a teacher,
+the student alone and the VkD student on the same schedule and seed, each
+trained with mmkd's ``tools/train.py`` (the COCO code path) and evaluated with
+COCO mAP.
+
+Configs and the train tool come from the installed package
+(``mmkd/.mim``: the checkout's ``configs/`` and ``tools/`` for an editable
+install); data, teacher and runs go under the current directory."""
+import glob
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Tuple
+
+from ..compat import package_dir
+from ..data import ensure_dataset
+
+MIM = osp.join(package_dir(), '.mim')
+DEMO_CONFIGS = osp.join(MIM, 'configs', 'demo')
+TRAIN_TOOL = osp.join(MIM, 'tools', 'train.py')
+DEMO_METHODS = dict(student='retinanet_student_shapes.py',
+                    vkd='vkd_retinanet_shapes.py',
+                    srd='srd_retinanet_shapes.py',
+                    pkd='pkd_retinanet_shapes.py',
+                    cwd='cwd_retinanet_shapes.py',
+                    mgd='mgd_retinanet_shapes.py')
+
+
+def scalars_file(work_dir: str) -> str:
+    """The newest run's ``vis_data/scalars.json`` under ``work_dir``."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    if not files:
+        raise FileNotFoundError(f'no scalars.json under {work_dir}')
+    return files[-1]
+
+
+def last_scalars(work_dir: str) -> Dict[str, float]:
+    """The last logged value of every scalar in a run's ``scalars.json``."""
+    out: Dict[str, float] = {}
+    with open(scalars_file(work_dir)) as f:
+        for line in f:
+            out.update(json.loads(line))
+    return out
+
+
+def loss_history(work_dir: str) -> Dict[str, List]:
+    hist: Dict[str, List] = {}
+    with open(scalars_file(work_dir)) as f:
+        for line in f:
+            row = json.loads(line)
+            if 'loss' in row:
+                for k, v in row.items():
+                    hist.setdefault(k, []).append(v)
+    return hist
+
+
+def run_train(config: str, work_dir: str, cfg_options: Optional[List[str]]
+              = None, seed: int = 0) -> float:
+    """``python tools/train.py CONFIG`` in a fresh process; returns seconds."""
+    cmd = [sys.executable, TRAIN_TOOL, config,
+           '--work-dir', work_dir, '--cfg-options', f'randomness.seed={seed}',
+           'randomness.deterministic=False'] + list(cfg_options or [])
+    print('+ ' + ' '.join(cmd), flush=True)
+    start = time.time()
+    subprocess.run(cmd, check=True)
+    return time.time() - start
+
+
+def final_checkpoint(work_dir: str) -> str:
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def data_options(data_root: str) -> List[str]:
+    return [f'train_dataloader.dataset.data_root={data_root}/',
+            f'val_dataloader.dataset.data_root={data_root}/',
+            f'test_dataloader.dataset.data_root={data_root}/',
+            f'val_evaluator.ann_file={data_root}/annotations/'
+            'instances_val.json',
+            f'test_evaluator.ann_file={data_root}/annotations/'
+            'instances_val.json']
+
+
+def project_path(path: str) -> str:
+    """A path relative to the current directory, made absolute."""
+    return osp.abspath(path)
+
+
+def ensure_teacher(work_dir: str, data_opts: List[str], seed: int = 0,
+                   retrain: bool = False) -> Tuple[str, dict]:
+    """Train the demo teacher once; later calls reuse ``teacher.pth``."""
+    teacher_dir = osp.join(work_dir, 'teacher')
+    teacher_ckpt = osp.join(teacher_dir, 'teacher.pth')
+    if retrain or not osp.isfile(teacher_ckpt):
+        secs = run_train(osp.join(DEMO_CONFIGS, 'retinanet_teacher_shapes.py'),
+                         teacher_dir, data_opts, seed)
+        shutil.copyfile(final_checkpoint(teacher_dir), teacher_ckpt)
+        return teacher_ckpt, dict(last_scalars(teacher_dir), seconds=secs,
+                                  step_time=median_step_time(teacher_dir))
+    print(f'reusing the trained teacher {teacher_ckpt} '
+          '(--retrain-teacher to train it again)')
+    return teacher_ckpt, dict(last_scalars(teacher_dir), seconds=0.0,
+                              step_time=median_step_time(teacher_dir))
+
+
+def run_demo(work_dir: str = 'work_dirs/demo',
+             data_root: str = 'data/mmkd_shapes', seed: int = 0,
+             methods=('student', 'vkd'), retrain_teacher: bool = False,
+             cfg_options: Optional[List[str]] = None) -> Dict[str, dict]:
+    work_dir = project_path(work_dir)
+    ensure_dataset(project_path(data_root))
+    data_opts = data_options(data_root) + list(cfg_options or [])
+    teacher_ckpt, teacher = ensure_teacher(work_dir, data_opts, seed,
+                                           retrain_teacher)
+    results: Dict[str, dict] = {'teacher': teacher}
+    for method in methods:
+        results[method] = train_method(method, osp.join(work_dir, method),
+                                       teacher_ckpt, data_opts, seed)
+    return results
+
+
+def run_comparison(work_dir: str = 'work_dirs/compare',
+                   data_root: str = 'data/mmkd_shapes',
+                   methods=('student', 'vkd', 'srd', 'pkd', 'cwd', 'mgd'),
+                   seeds=(0, 1, 2), teacher_work_dir: str = 'work_dirs/demo',
+                   cfg_options: Optional[List[str]] = None
+                   ) -> Dict[str, List[dict]]:
+    """Every method for every seed, one shared teacher (the demo's). Each
+    run leaves ``result.json`` in its folder; a finished run is not redone,
+    so several processes (e.g. one per method group) can share a work dir."""
+    work_dir = project_path(work_dir)
+    ensure_dataset(project_path(data_root))
+    data_opts = data_options(data_root) + list(cfg_options or [])
+    teacher_ckpt, _ = ensure_teacher(project_path(teacher_work_dir),
+                                     data_opts)
+    for seed in seeds:  # seed-major: a cut-short run still compares methods
+        for method in methods:
+            run_dir = osp.join(work_dir, f'{method}_seed{seed}')
+            result_file = osp.join(run_dir, 'result.json')
+            if osp.isfile(result_file):
+                continue
+            result = dict(train_method(method, run_dir, teacher_ckpt,
+                                       data_opts, seed), seed=seed)
+            with open(result_file, 'w') as f:
+                json.dump(result, f, indent=1)
+    return collect_comparison(work_dir, methods)
+
+
+def collect_comparison(work_dir: str, methods=tuple(DEMO_METHODS)
+                       ) -> Dict[str, List[dict]]:
+    """The finished runs under ``work_dir``, by method, in seed order."""
+    runs: Dict[str, List[dict]] = {}
+    for method in methods:
+        files = sorted(glob.glob(osp.join(project_path(work_dir),
+                                          f'{method}_seed*', 'result.json')))
+        results = []
+        for path in files:
+            with open(path) as f:
+                results.append(json.load(f))
+        if results:
+            runs[method] = sorted(results, key=lambda r: r['seed'])
+    return runs
+
+
+def comparison_table(runs: Dict[str, List[dict]]) -> str:
+    """Mean +- std over seeds of mAP and AP_small, step time vs student."""
+    import numpy as np
+
+    def stat(values):
+        a = np.asarray(values, dtype=float)
+        return f'{a.mean():.3f} ± {a.std(ddof=1) if len(a) > 1 else 0:.3f}'
+
+    # Without a student-alone run there is no base: the ratio column says so
+    # instead of failing the whole table.
+    base_step = (float(np.median([r['step_time'] for r in runs['student']]))
+                 if runs.get('student') else None)
+    rows = ['| method | seeds | bbox mAP | AP_small | AP50 | step time / '
+            'student |', '|---|---|---|---|---|---|']
+    for method, rs in runs.items():
+        if not rs:
+            continue
+        step = ('-' if base_step is None else
+                f"{np.median([r['step_time'] for r in rs]) / base_step:.2f}")
+        rows.append(
+            f"| {method} | {len(rs)} | "
+            f"{stat([r.get('coco/bbox_mAP', 0.0) for r in rs])} | "
+            f"{stat([r.get('coco/bbox_mAP_s', 0.0) for r in rs])} | "
+            f"{stat([r.get('coco/bbox_mAP_50', 0.0) for r in rs])} | "
+            f'{step} |')
+    return '\n'.join(rows)
+
+
+
+def median_step_time(work_dir: str) -> float:
+    """Median logged iteration time ('time' in scalars.json) of a run."""
+    import statistics
+    hist = loss_history(work_dir)
+    return statistics.median(hist['time']) if hist.get('time') else float(
+        'nan')
+
+
+def train_method(method: str, run_dir: str, teacher_ckpt: str,
+                 data_opts: List[str], seed: int) -> dict:
+    extra = [] if method == 'student' else [
+        f'model.teacher_ckpt={teacher_ckpt}']
+    secs = run_train(osp.join(DEMO_CONFIGS, DEMO_METHODS[method]), run_dir,
+                     data_opts + extra, seed)
+    return dict(last_scalars(run_dir), seconds=secs,
+                step_time=median_step_time(run_dir))
+
+
+def format_table(results: Dict[str, dict]) -> str:
+    rows = ['| run | bbox mAP | AP50 | AP_small | s / iter | train time (s) |',
+            '|---|---|---|---|---|---|']
+    for name, r in results.items():
+        rows.append(
+            f"| {name} | {r.get('coco/bbox_mAP', 0.0):.3f} | "
+            f"{r.get('coco/bbox_mAP_50', 0.0):.3f} | "
+            f"{r.get('coco/bbox_mAP_s', 0.0):.3f} | "
+            f"{r.get('step_time', float('nan')):.3f} | "
+            f"{r['seconds']:.0f} |")
+    return '\n'.join(rows)
+
+
+def write_report(results: Dict[str, dict], work_dir: str) -> str:
+    os.makedirs(work_dir, exist_ok=True)
+    table = format_table(results)
+    with open(osp.join(work_dir, 'results.md'), 'w') as f:
+        f.write(table + '\n')
+    with open(osp.join(work_dir, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
+    return table
+
+
+def make_demo_figures(results: Dict[str, dict], work_dir: str,
+                      data_root: str = 'data/mmkd_shapes',
+                      image_index: int = 0) -> List[str]:
+    """mAP bars, loss curves, and teacher / student / distilled features and
+    detections on one validation image."""
+    import cv2
+
+    from . import figures
+    work_dir = project_path(work_dir)
+    paths = figures.figure_paths(work_dir)
+    figures.plot_map({k: [v.get('coco/bbox_mAP', 0.0)]
+                      for k, v in results.items()}, paths['map'])
+    figures.plot_losses({m: loss_history(osp.join(work_dir, m))
+                         for m in results}, paths['losses'])
+    image = cv2.imread(osp.join(project_path(data_root), 'val',
+                                f'val_{image_index:06d}.png'))
+    panels = {}
+    for name in results:
+        if name == 'teacher':
+            config = osp.join(DEMO_CONFIGS, 'retinanet_teacher_shapes.py')
+            ckpt = osp.join(work_dir, 'teacher', 'teacher.pth')
+        else:
+            config = osp.join(DEMO_CONFIGS, DEMO_METHODS[name])
+            ckpt = final_checkpoint(osp.join(work_dir, name))
+        panels[name] = figures.model_panel(
+            figures.load_student(config, ckpt), image)
+    figures.plot_features(image[:, :, ::-1], panels, paths['features'])
+    return list(paths.values())

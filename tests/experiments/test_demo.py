@@ -1,0 +1,142 @@
+"""The demo/COCO code path end to end on tiny generated data, and the
+tables the demo and the comparison print."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, DefaultScope
+
+from mmkd.data import ensure_dataset
+from mmkd.experiments.demo import (
+    comparison_table,
+    data_options,
+    last_scalars,
+    loss_history,
+)
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(ROOT, 'configs', 'demo')
+
+
+def _write_scalars(run_dir, rows):
+    os.makedirs(osp.join(run_dir, '20260101_000000', 'vis_data'))
+    with open(osp.join(run_dir, '20260101_000000', 'vis_data',
+                       'scalars.json'), 'w') as f:
+        for row in rows:
+            f.write(json.dumps(row) + '\n')
+
+
+def test_scalars_parsing(tmp_path):
+    _write_scalars(str(tmp_path), [
+        dict(step=1, loss=2.0, time=0.5), dict(step=2, loss=1.5, time=0.7),
+        {'coco/bbox_mAP': 0.25, 'step': 2}])
+    assert last_scalars(str(tmp_path))['coco/bbox_mAP'] == 0.25
+    assert loss_history(str(tmp_path))['loss'] == [2.0, 1.5]
+
+
+def test_comparison_table_statistics():
+    runs = {
+        'student': [{'coco/bbox_mAP': m, 'coco/bbox_mAP_s': s,
+                     'coco/bbox_mAP_50': 0.5, 'step_time': t}
+                    for m, s, t in ((0.20, 0.1, 1.0), (0.22, 0.1, 1.2),
+                                    (0.24, 0.1, 1.1))],
+        'vkd': [{'coco/bbox_mAP': m, 'coco/bbox_mAP_s': 0.2,
+                 'coco/bbox_mAP_50': 0.6, 'step_time': 1.65}
+                for m in (0.30, 0.31, 0.32)],
+    }
+    table = comparison_table(runs)
+    # mean 0.22, sample std 0.02; step ratio 1.65 / median(1.0,1.2,1.1)=1.5
+    assert '| student | 3 | 0.220 ± 0.020 |' in table
+    assert '| vkd | 3 | 0.310 ± 0.010 |' in table
+    assert table.rstrip().endswith('| 1.50 |')
+    # Distillers without a student-alone run: a table, ratios '-'.
+    alone = comparison_table({'vkd': runs['vkd']})
+    assert alone.rstrip().endswith('| 0.310 ± 0.010 | 0.200 ± 0.000 | '
+                                   '0.600 ± 0.000 | - |')
+
+
+@pytest.fixture(scope='module')
+def tiny_data(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('shapes'))
+    return ensure_dataset(root, num_train=16, num_val=8, seed=3)
+
+
+def _train(config, work_dir, data_root, extra=(), check=True):
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
+           '--work-dir', work_dir, '--cfg-options'] + data_options(
+               data_root) + [
+                   'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
+                   'train_dataloader.batch_size=4',
+                   'default_hooks.logger.interval=1'] + list(extra)
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                          check=False, timeout=600)
+
+
+@pytest.mark.slow
+def test_vkd_training_through_tools_train(tiny_data, tmp_path):
+    # A teacher checkpoint of the demo teacher architecture (random weights).
+    cfg = Config.fromfile(osp.join(DEMO, 'retinanet_teacher_shapes.py'))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        teacher = MODELS.build(cfg.model)
+    teacher_ckpt = str(tmp_path / 'teacher.pth')
+    torch.save({'state_dict': teacher.state_dict()}, teacher_ckpt)
+    work_dir = str(tmp_path / 'vkd')
+    proc = _train(osp.join(DEMO, 'vkd_retinanet_shapes.py'), work_dir,
+                  tiny_data, [f'model.teacher_ckpt={teacher_ckpt}',
+                              # untrained: keep every box so COCO mAP exists
+                              'model.architecture.test_cfg.score_thr=0.0'])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert 'eta:' in log  # progress with ETA
+    scalars = last_scalars(work_dir)
+    assert 0.0 <= scalars['coco/bbox_mAP'] <= 1.0
+    hist = loss_history(work_dir)
+    distill = [k for k in hist if k.startswith('distill.loss_fpn')]
+    assert len(distill) == 5
+    assert all(np.isfinite(hist[k]).all() for k in distill)
+    assert osp.isfile(osp.join(work_dir, 'iter_4.pth'))
+
+
+def test_missing_data_stops_before_runner(tmp_path):
+    missing = str(tmp_path / 'nowhere')
+    work_dir = str(tmp_path / 'wd')
+    proc = _train(osp.join(DEMO, 'retinanet_student_shapes.py'), work_dir,
+                  missing)
+    assert proc.returncode != 0
+    err = proc.stderr
+    assert 'the dataset is not on disk' in err
+    assert osp.join(missing, 'annotations', 'instances_train.json') in err
+    assert 'tools/make_data.py' in err
+    assert not osp.exists(work_dir)  # stopped before the runner was built
+
+
+def test_preflight_checks_evaluator_annotations(tiny_data, tmp_path):
+    from mmkd.preflight import PreflightError, preflight
+    cfg = Config.fromfile(osp.join(DEMO, 'retinanet_student_shapes.py'))
+    cfg.merge_from_dict(dict(
+        kv.split('=', 1) for kv in data_options(tiny_data)))
+    preflight(cfg)  # everything present
+    cfg.val_evaluator.ann_file = str(tmp_path / 'gone.json')
+    with pytest.raises(PreflightError,
+                       match=r'val_evaluator.ann_file: .*gone.json'):
+        preflight(cfg)
+
+
+def test_collect_comparison_groups_finished_runs(tmp_path):
+    from mmkd.experiments.demo import collect_comparison
+    for method, seed, m in (('vkd', 1, 0.3), ('vkd', 0, 0.2),
+                            ('student', 0, 0.1)):
+        os.makedirs(tmp_path / f'{method}_seed{seed}')
+        with open(tmp_path / f'{method}_seed{seed}' / 'result.json',
+                  'w') as f:
+            json.dump({'seed': seed, 'coco/bbox_mAP': m}, f)
+    os.makedirs(tmp_path / 'srd_seed0')  # started, not finished: left out
+    runs = collect_comparison(str(tmp_path), ('student', 'vkd', 'srd'))
+    assert list(runs) == ['student', 'vkd']
+    assert [r['seed'] for r in runs['vkd']] == [0, 1]
