@@ -8,6 +8,16 @@ A config states the recipe once::
         connector=dict(type='ProjectorConnector', orthogonal=True),
         loss=dict(type='OrthoDistillLoss', norm='batch', loss_weight=1.0))
 
+Any neck that returns a tuple of maps works (FPN, CSPNeXtPAFPN,
+ChannelMapper...). When the two necks differ in level count or strides,
+``teacher_levels`` pairs them: student level ``levels[i]`` is distilled from
+teacher level ``teacher_levels[i]`` (default: the same indices), e.g. a
+4-level student under a 5-level teacher with one more fine level:
+``levels=(0, 1, 2, 3), teacher_levels=(1, 2, 3, 4)``. The pairing is checked
+before the first training step (:func:`mmkd.engine.check_distiller_shapes`):
+an index past the neck's outputs, or paired maps of different sizes for a
+loss that cannot resize, stop with the key to fix.
+
 and :func:`fpn_distiller_cfg` expands it into MMRazor's recorders (one
 ``ModuleOutputs`` recorder on each model's neck), one connector and one loss
 per level, and the ``loss_forward_mappings`` that join them. The object built
@@ -55,6 +65,15 @@ def _per_level(key: str, channels: Channels, levels: Sequence[int]):
     return channels
 
 
+def _indices(key: str, levels: Sequence[int]) -> list:
+    levels = list(levels)
+    if not levels or len(set(levels)) != len(levels) or not all(
+            isinstance(i, int) and i >= 0 for i in levels):
+        raise ValueError(f'FpnDistiller {key}={levels}: expected distinct '
+                         'neck output indices >= 0, e.g. (0, 1, 2, 3, 4)')
+    return levels
+
+
 def fpn_distiller_cfg(levels: Sequence[int],
                       student_channels: Channels,
                       teacher_channels: Channels,
@@ -64,30 +83,40 @@ def fpn_distiller_cfg(levels: Sequence[int],
                       student_source: str = 'neck',
                       teacher_source: str = 'neck',
                       loss_args: Tuple[str, str] = ('preds_S', 'preds_T'),
-                      name: str = 'fpn') -> dict:
+                      name: str = 'fpn',
+                      teacher_levels: Optional[Sequence[int]] = None
+                      ) -> dict:
     """Return the ``ConfigurableDistiller`` config for per-level distillation.
 
     Level ``i`` gets connector ``{name}{i}_student`` (if ``connector``; and
     ``{name}{i}_teacher`` if ``teacher_connector``, as FBKD needs), loss
     ``loss_{name}{i}`` (the name must contain "loss" for MMEngine to add it
     to the total) and a mapping ``loss_args[0]`` <- student level ``i``
-    through the connector, ``loss_args[1]`` <- teacher level ``i``.
+    through the connector, ``loss_args[1]`` <- teacher level
+    ``teacher_levels[k]`` where ``levels[k] == i`` (the same ``i`` when
+    ``teacher_levels`` is None).
     """
-    levels = list(levels)
-    if not levels or len(set(levels)) != len(levels):
-        raise ValueError(f'FpnDistiller levels={levels}: expected distinct '
-                         'FPN level indices, e.g. (0, 1, 2, 3, 4)')
+    levels = _indices('levels', levels)
+    teacher_levels = levels if teacher_levels is None else _indices(
+        'teacher_levels', teacher_levels)
+    if len(teacher_levels) != len(levels):
+        raise ValueError(
+            f'FpnDistiller levels={levels} and teacher_levels='
+            f'{teacher_levels} pair {len(levels)} student levels with '
+            f'{len(teacher_levels)} teacher levels; give one teacher level '
+            'per student level')
     s_channels = _per_level('student_channels', student_channels, levels)
     t_channels = _per_level('teacher_channels', teacher_channels, levels)
     arg_S, arg_T = loss_args
     connectors, losses, mappings = {}, {}, {}
-    for level, c_s, c_t in zip(levels, s_channels, t_channels):
+    for level, t_level, c_s, c_t in zip(levels, teacher_levels, s_channels,
+                                        t_channels):
         loss_name = f'loss_{name}{level}'
         losses[loss_name] = copy.deepcopy(loss)
         student_record = dict(
             recorder=f'{name}_s', from_student=True, data_idx=level)
         teacher_record = dict(
-            recorder=f'{name}_t', from_student=False, data_idx=level)
+            recorder=f'{name}_t', from_student=False, data_idx=t_level)
         if connector is not None:
             connectors[f'{name}{level}_student'] = _fill(
                 connector, CHANNEL_KEYS, (c_s, c_t))

@@ -397,3 +397,15 @@ def test_method_config_is_its_recipe_on_its_pair(path):
     want_loss.pop('loss_weight', None)
     got_loss.pop('loss_weight', None)
     assert got_loss == want_loss
+
+
+def test_metafile_and_model_index_point_at_files_that_exist():
+    with open(osp.join(ROOT, 'model-index.yml')) as f:
+        index = yaml.safe_load(f)
+    assert index['Import'] == ['configs/metafile.yml']
+    with open(osp.join(CONFIG_DIR, 'metafile.yml')) as f:
+        meta = yaml.safe_load(f)
+    paths = [c['README'] for c in meta['Collections']]
+    paths += [m['Config'] for m in meta['Models']]
+    for path in paths:
+        assert osp.isfile(osp.join(ROOT, path)), path

@@ -117,12 +117,35 @@ def _shape(t) -> Optional[tuple]:
     return tuple(t.shape) if isinstance(t, torch.Tensor) else None
 
 
+def _recorded(distiller, loss_name: str, record: dict):
+    """The recorded output a mapping names, or a ValueError naming the
+    FpnDistiller key when its index is past the recorded outputs (MMRazor
+    would stop on a bare assert)."""
+    student = record.get('from_student')
+    manager = (distiller.student_recorders if student else
+               distiller.teacher_recorders)
+    outputs = manager.get_recorder(record['recorder']).get_record_data(
+        record.get('record_idx', 0))
+    index = record.get('data_idx')
+    count = len(outputs) if isinstance(outputs, (list, tuple)) else None
+    if index is not None and count is not None and index >= count:
+        key = 'levels' if student else 'teacher_levels'
+        raise ValueError(
+            f'distill loss {loss_name!r}: FpnDistiller {key} asks for '
+            f"output {index} of the {'student' if student else 'teacher'}'s "
+            f"{record['recorder']!r} recorder, which gives {count} "
+            f'(indices 0-{count - 1}): set {key} to indices below {count}' +
+            ('' if student else ' (teacher_levels pairs each student level '
+             'with a teacher level)'))
+    return distiller.get_record(
+        **{k: v for k, v in record.items()
+           if k not in ('connector', 'connector_idx')})
+
+
 def _check_mapping(distiller, loss_name: str, mapping: dict) -> None:
     shapes = {}
     for arg, record in mapping.items():
-        raw = distiller.get_record(
-            **{k: v for k, v in record.items()
-               if k not in ('connector', 'connector_idx')})
+        raw = _recorded(distiller, loss_name, record)
         connector_name = record.get('connector')
         if connector_name is not None:
             connector = distiller.connectors[connector_name]
@@ -144,3 +167,16 @@ def _check_mapping(distiller, loss_name: str, mapping: dict) -> None:
             f'distill loss {loss_name!r} gets student {s} and teacher {t}: '
             'channels differ; set teacher_channels (FpnDistiller) or the '
             f'connector out_channels to {t[1]}')
+    loss = distiller.distill_losses[loss_name]
+    # OrthoDistillLoss(resize=...) and MMRazor's PKDLoss(resize_stu=True)
+    # interpolate; the other losses need maps of one size.
+    resizes = getattr(loss, 'resize', 'none') != 'none' or getattr(
+        loss, 'resize_stu', False)
+    if s and t and len(s) == 4 and len(t) == 4 and s[2:] != t[2:] and \
+            not resizes:
+        raise ValueError(
+            f'distill loss {loss_name!r} pairs a student map of size {s[2:]} '
+            f'with a teacher map of size {t[2:]} (levels of different '
+            f'strides) and {type(loss).__name__} cannot resize: pair levels '
+            'of the same stride with FpnDistiller teacher_levels, or use '
+            "OrthoDistillLoss(resize='student')")
