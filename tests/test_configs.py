@@ -43,6 +43,10 @@ METHODS = {
 }
 # COCO pair -> (teacher, student) mmdet configs and the student's epochs.
 PAIRS = {
+    'rtmdet_l_s': ('rtmdet/rtmdet_l_8xb32-300e_coco.py',
+                   'rtmdet/rtmdet_s_8xb32-300e_coco.py', 300),
+    'gfl_r101_r50': ('gfl/gfl_r101_fpn_ms-2x_coco.py',
+                     'gfl/gfl_r50_fpn_1x_coco.py', 12),
     'retinanet_r50_r18': ('retinanet/retinanet_r50_fpn_1x_coco.py',
                           'retinanet/retinanet_r18_fpn_1x_coco.py', 12),
     'retinanet_r101_r50_2x': ('retinanet/retinanet_r101_fpn_2x_coco.py',
@@ -51,7 +55,13 @@ PAIRS = {
                                 'faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
                                 24),
 }
+# The levels each pair distils (RTMDet's neck has 3) and the methods it has.
+PAIR_LEVELS = {'rtmdet_l_s': (0, 1, 2)}
+PAIR_METHODS = {'rtmdet_l_s': ('vkd', 'srd', 'pkd'),
+                'gfl_r101_r50': ('vkd', 'srd', 'pkd')}
 STUDENTS = {
+    'rtmdet_s': PAIRS['rtmdet_l_s'],
+    'gfl_r50': PAIRS['gfl_r101_r50'],
     'retinanet_r18': PAIRS['retinanet_r50_r18'],
     'retinanet_r50_2x': PAIRS['retinanet_r101_r50_2x'],
     'faster-rcnn_r50_2x': PAIRS['faster-rcnn_r101_r50_2x'],
@@ -66,6 +76,11 @@ def _name(path: str) -> str:
 
 def _method(path: str) -> str:
     return osp.basename(path).split('_')[0]
+
+
+def _pair(path: str):
+    match = DISTILL_NAME.match(osp.basename(path))
+    return match.group(2) if match else None
 
 
 @lru_cache(maxsize=None)
@@ -137,8 +152,11 @@ def test_configs_are_found():
     names = [_name(p) for p in CONFIGS]
     assert 'demo/vkd_retinanet_shapes.py' in names
     assert 'vkd/vkd_retinanet_r50_r18_coco.py' in names
-    # Five methods on each of the three COCO pairs, and each student alone.
-    assert len(COCO_CONFIGS) == len(METHODS) * len(PAIRS) + len(STUDENTS)
+    # Every method of each COCO pair, and each student alone.
+    want = {f'{m}/{m}_{pair}_coco.py' for pair in PAIRS
+            for m in PAIR_METHODS.get(pair, METHODS)}
+    want |= {f'student/student_{s}_coco.py' for s in STUDENTS}
+    assert {_name(p) for p in COCO_CONFIGS} == want
     for path in COCO_CONFIGS:
         name = osp.basename(path)
         distill, student = DISTILL_NAME.match(name), STUDENT_NAME.match(name)
@@ -162,15 +180,17 @@ def test_model_builds_offline(path):
     assert type(model.student).__name__ == cfg.model.architecture.type
     assert type(model.teacher).__name__ == cfg.model.teacher.type
     assert not any(p.requires_grad for p in model.teacher.parameters())
+    pair = _pair(path)
     for detector in (cfg.model.architecture, cfg.model.teacher):
-        assert detector.neck.num_outs == 5
+        assert detector.neck.get('num_outs', 3) == len(
+            PAIR_LEVELS.get(pair, range(5)))
 
     # One loss (and one connector per configured connector) per FPN level.
     distiller = cfg.model.distiller
     assert distiller.type == 'FpnDistiller'
     levels = tuple(distiller.levels)
-    if path in COCO_CONFIGS:  # COCO: every level, P3-P7
-        assert levels == (0, 1, 2, 3, 4)
+    if path in COCO_CONFIGS:  # COCO: every level of the neck
+        assert levels == PAIR_LEVELS.get(pair, (0, 1, 2, 3, 4))
     assert set(levels) <= {0, 1, 2, 3, 4}
     losses = model.distiller.distill_losses
     assert len(losses) == len(levels)
@@ -180,6 +200,7 @@ def test_model_builds_offline(path):
     configured = [distiller[key].type for key in ('connector',
                                                   'teacher_connector')
                   if distiller.get(key)]
+
     assert sorted(type(c).__name__ for c in connectors.values()) == sorted(
         configured * len(levels))
 
@@ -189,7 +210,14 @@ def test_model_builds_offline(path):
     loss_type, connector_type, connector_opts, loss_opts = METHODS[
         _method(path)]
     assert distiller.loss.type == loss_type
-    assert configured == ([connector_type] if connector_type else [])
+    if connector_type is None and \
+            distiller.student_channels != distiller.teacher_channels:
+        # A recipe without a connector (PKD, CWD) on a narrower student:
+        # MMRazor's 1x1 ConvModuleConnector.
+        assert configured == ['ConvModuleConnector']
+        assert distiller.connector.kernel_size == 1
+    else:
+        assert configured == ([connector_type] if connector_type else [])
     for loss in losses.values():
         for key, value in loss_opts.items():
             assert getattr(loss, key) == value, (key, loss)
@@ -216,10 +244,14 @@ def test_coco_config_uses_mmdet_zoo(path):
     mmdet_student = get_config(f'mmdet::{student_cfg}')
     # The student is mmdet's, ImageNet init included.
     assert plain(student) == plain(mmdet_student.model)
-    assert student.backbone.init_cfg.checkpoint.startswith('torchvision://')
-    # So are the data, schedule and runtime.
+    assert student.backbone.init_cfg.type == 'Pretrained'
+    # So are the data, schedule and runtime; mmkd's hooks come after the
+    # config's own (RTMDet's EMA and pipeline switch).
     for key in mmdet_student:
-        if key != 'model':
+        if key == 'custom_hooks':
+            assert plain(cfg[key])[:len(mmdet_student[key])] == plain(
+                mmdet_student[key])
+        elif key != 'model':
             assert plain(cfg[key]) == plain(mmdet_student[key]), key
     assert cfg.train_cfg.max_epochs == epochs
     if not distill:
@@ -230,7 +262,8 @@ def test_coco_config_uses_mmdet_zoo(path):
     teacher = plain(cfg.model.teacher)
     assert teacher['backbone'].pop('init_cfg') is None
     mmdet_teacher = plain(get_config(f'mmdet::{teacher_cfg}').model)
-    assert mmdet_teacher['backbone'].pop('init_cfg')['type'] == 'Pretrained'
+    assert (mmdet_teacher['backbone'].pop('init_cfg', None) or dict(
+        type='Pretrained'))['type'] == 'Pretrained'
     assert teacher == mmdet_teacher
     url = cfg.model.teacher_ckpt
     assert url.startswith('https://download.openmmlab.com/mmdetection/')
@@ -390,8 +423,14 @@ def test_method_config_is_its_recipe_on_its_pair(path):
         assert word not in text, word
     recipe = Config.fromfile(osp.join(RECIPE_DIR, f'{_method(path)}.py'))
     distiller = cfg.model.distiller
-    assert plain(distiller.get('connector')) == plain(
-        recipe.recipe.get('connector'))
+    want_connector = plain(recipe.recipe.get('connector'))
+    if want_connector is None and \
+            distiller.student_channels != distiller.teacher_channels:
+        # The one addition a config may make: MMRazor's 1x1 ConvModule to
+        # the teacher's channels, for a recipe without a connector.
+        want_connector = dict(type='ConvModuleConnector', kernel_size=1,
+                              norm_cfg=None, act_cfg=None)
+    assert plain(distiller.get('connector')) == want_connector
     want_loss = plain(recipe.recipe.loss)
     got_loss = plain(distiller.loss)
     want_loss.pop('loss_weight', None)

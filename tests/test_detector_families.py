@@ -1,0 +1,99 @@
+"""The RTMDet and GFL COCO configs train at demo size: built offline from the
+configs themselves (5 classes, random teacher), two SGD steps on 128x128
+images, one distillation term per configured level, gradients into the
+student; RTMDet's distillation stops with its pipeline switch."""
+import copy
+import glob
+import os.path as osp
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.model import revert_sync_batchnorm
+from mmengine.optim import OptimWrapper
+from mmengine.registry import HOOKS, MODELS, DefaultScope
+
+from mmkd.data import make_det_batch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(
+    glob.glob(osp.join(ROOT, 'configs', '*', '*_rtmdet_l_s_coco.py')) +
+    glob.glob(osp.join(ROOT, 'configs', '*', '*_gfl_r101_r50_coco.py')))
+NUM_CLASSES = 5
+
+
+def _offline(model_cfg: dict) -> dict:
+    """No download: no ImageNet init, no teacher checkpoint, 5 classes."""
+    model = copy.deepcopy(model_cfg)
+    model.teacher_ckpt = None
+    for detector in (model.architecture, model.teacher):
+        detector.backbone.init_cfg = None
+        detector.bbox_head.num_classes = NUM_CLASSES
+    return model
+
+
+def _build(path: str):
+    cfg = Config.fromfile(path)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        algo = MODELS.build(_offline(cfg.model))
+    algo.init_weights()
+    # One process on a CPU: SyncBN as BN, as MMEngine's runner does.
+    return cfg, revert_sync_batchnorm(algo)
+
+
+def test_both_pairs_have_their_configs():
+    names = sorted(osp.basename(p) for p in CONFIGS)
+    assert names == sorted(f'{m}_{pair}_coco.py' for m in ('vkd', 'srd',
+                                                          'pkd')
+                           for pair in ('rtmdet_l_s', 'gfl_r101_r50'))
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=lambda p: osp.basename(p)[:-len('_coco.py')])
+def test_trains_two_steps_at_demo_size(path):
+    cfg, algo = _build(path)
+    levels = tuple(cfg.model.distiller.levels)
+    torch.manual_seed(0)
+    wrapper = OptimWrapper(torch.optim.SGD(
+        [p for p in algo.parameters() if p.requires_grad], lr=1e-3,
+        momentum=0.9), clip_grad=dict(max_norm=35))
+    neck = copy.deepcopy(algo.student.neck.state_dict())
+    teacher = copy.deepcopy(algo.teacher.state_dict())
+    data = make_det_batch(2, (128, 128), seed=0)
+    algo.train()
+    for _ in range(2):
+        log_vars = algo.train_step(copy.deepcopy(data), wrapper)
+        distill = sorted(k for k in log_vars if k.startswith('distill.'))
+        assert distill == sorted(f'distill.loss_fpn{i}' for i in levels)
+        for value in log_vars.values():
+            assert torch.isfinite(torch.as_tensor(value))
+    # The student's neck moved; nothing of the frozen teacher did.
+    moved = [k for k, v in algo.student.neck.state_dict().items()
+             if v.is_floating_point() and not torch.equal(v, neck[k])]
+    assert moved
+    for key, value in algo.teacher.state_dict().items():
+        assert torch.equal(value, teacher[key]), key
+
+
+def test_rtmdet_distillation_stops_with_the_pipeline_switch():
+    path = osp.join(ROOT, 'configs', 'vkd', 'vkd_rtmdet_l_s_coco.py')
+    cfg, algo = _build(path)
+    hooks = {h['type']: h for h in cfg.custom_hooks}
+    stop = hooks['mmrazor.StopDistillHook']
+    assert stop['stop_epoch'] == hooks['PipelineSwitchHook']['switch_epoch']
+    hook = HOOKS.build(copy.deepcopy(stop))
+    runner = SimpleNamespace(model=algo, epoch=stop['stop_epoch'] - 1,
+                             logger=SimpleNamespace(info=lambda msg: None))
+    hook.before_train_epoch(runner)
+    assert not algo.distillation_stopped
+    data = algo.data_preprocessor(make_det_batch(2, (128, 128), seed=0),
+                                  True)
+    assert any(k.startswith('distill.')
+               for k in algo.loss(data['inputs'], data['data_samples']))
+    runner.epoch = stop['stop_epoch']
+    hook.before_train_epoch(runner)
+    assert algo.distillation_stopped
+    losses = algo.loss(data['inputs'], data['data_samples'])
+    assert not any(k.startswith('distill.') for k in losses)
+    assert any(k.startswith('student.') for k in losses)
