@@ -1,4 +1,6 @@
 """FpnDistiller expansion and both recipes running inside MMRazor."""
+import copy
+
 import pytest
 import torch
 from helpers import batch, mmdet_model_cfg, total_loss
@@ -72,6 +74,9 @@ def _fpn_distill(recipe, student='retinanet_r18', teacher='retinanet_r50'):
                        student_channels=256, teacher_channels=256, **recipe))
 
 
+STEPS = 6
+
+
 @pytest.mark.parametrize('recipe', [VKD, SRD], ids=['vkd', 'srd'])
 def test_fpn_teacher_distill_loss_goes_down(recipe):
     torch.manual_seed(0)
@@ -82,36 +87,60 @@ def test_fpn_teacher_distill_loss_goes_down(recipe):
     connectors = algo.distiller.connectors
     assert len(connectors) == 5
     assert all(isinstance(c, ProjectorConnector) for c in connectors.values())
+    initial = copy.deepcopy(algo.state_dict())
     teacher_before = {k: v.clone()
                       for k, v in algo.teacher.state_dict().items()}
     params = [p for p in algo.parameters() if p.requires_grad]
     assert not any(p is q for p in params for q in algo.teacher.parameters())
-    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
     # At least 2 positions on P7: instance norm of a 1x1 map is 0 (no signal).
-    data = batch(algo, 2, (128, 160))
+    data = batch(algo, 1, (128, 160))
     # Each orthogonal W is evaluated once per step, not once per use.
     evaluations = []
     for conn in connectors.values():
         if conn.orthogonal:
             conn.proj.parametrizations.weight.register_forward_hook(
                 lambda *_: evaluations.append(1))
-    history = []
-    for step in range(6):
-        evaluations.clear()
-        losses = algo(**data, mode='loss')
-        if recipe is VKD:
-            assert len(evaluations) == 5, (step, len(evaluations))
-        distill = sum(v for k, v in losses.items() if k.startswith('distill.'))
-        history.append(distill.item())
-        total = total_loss(losses)
-        assert torch.isfinite(total), losses  # the student trains sanely
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-    assert all(torch.isfinite(torch.tensor(history)))
-    assert history[-1] < history[0], history
+
+    def train(distill_gradient):
+        """Distillation loss before each of STEPS SGD steps on one batch;
+        without distill_gradient the step follows the task loss alone."""
+        opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+        history = []
+        for step in range(STEPS):
+            evaluations.clear()
+            losses = algo(**data, mode='loss')
+            if recipe is VKD:
+                assert len(evaluations) == 5, (step, len(evaluations))
+            distill = sum(v for k, v in losses.items()
+                          if k.startswith('distill.'))
+            history.append(distill.item())
+            if not distill_gradient:
+                losses = {k: v for k, v in losses.items()
+                          if not k.startswith('distill.')}
+            total = total_loss(losses)
+            assert torch.isfinite(total), losses  # the student trains sanely
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+        return history
+
+    history = train(distill_gradient=True)
     for k, v in algo.teacher.state_dict().items():
         assert torch.equal(v, teacher_before[k]), f'teacher changed: {k}'
     for conn in connectors.values():
         assert all(p.grad is not None and p.grad.abs().sum() > 0
                    for p in conn.parameters())
+    # Control: the same start and steps, the task loss alone.
+    algo.load_state_dict(initial)
+    control = train(distill_gradient=False)
+    assert control[0] == history[0]
+
+    # On one fixed batch with a small step the distillation loss falls at
+    # every step (measured: VkD 3.520 -> 3.002, -0.065 to -0.127 a step;
+    # SRD 5.508 -> 5.419, -0.016 to -0.023), while the task loss alone moves
+    # it by at most 5e-5 (VkD) and 4e-5 (SRD) over the same steps.
+    drops = [a - b for a, b in zip(history, history[1:])]
+    assert all(d > 0 for d in drops), history
+    drift = max(abs(c - control[0]) for c in control)
+    # The distillation gradient, not the task loss, makes the difference.
+    assert history[0] - history[-1] > 50 * drift, (history, control)

@@ -243,6 +243,7 @@ def test_size_reduction(name, tmp_path):
                       optimizer=optimizer.state_dict())
     full_path, slim_path = str(tmp_path / 'full.pth'), str(tmp_path / 's.pth')
     torch.save(checkpoint, full_path)
+    optimizer_before = copy.deepcopy(checkpoint['optimizer'])
     DropFrozenTeacherHook().before_save_checkpoint(fake_runner(algo),
                                                    checkpoint)
     torch.save(checkpoint, slim_path)
@@ -253,4 +254,17 @@ def test_size_reduction(name, tmp_path):
           f'{slim / 2**20:.1f} MiB without ({slim / full:.3f} of the size; '
           f'teacher {n_teacher / 1e6:.2f}M params, student+projectors '
           f'{n_trained / 1e6:.2f}M)')
+    # What went is exactly the teacher: every 'teacher.' key and nothing
+    # else, each of the others byte-identical (same dtype, same values).
+    reference = algo.state_dict()
+    teacher_keys = {k for k in reference if k.startswith('teacher.')}
+    assert teacher_keys and len(teacher_keys) == len(
+        algo.teacher.state_dict())
+    saved = checkpoint  # as written to slim_path
+    assert set(saved['state_dict']) == set(reference) - teacher_keys
+    for key, value in saved['state_dict'].items():
+        assert value.dtype == reference[key].dtype, key
+        assert torch.equal(value, reference[key]), key
+    assert saved['meta']['teacher_dropped']['num_keys'] == len(teacher_keys)
+    assert_same(saved['optimizer'], optimizer_before, 'optimizer')
     assert slim < full

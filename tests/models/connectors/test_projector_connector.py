@@ -94,9 +94,27 @@ def test_wrong_input_channels_names_shapes():
         proj(torch.randn(2, 6, 3, 3))
 
 
-def test_resize_to():
-    proj = ProjectorConnector(4, 8, resize_to=(5, 7))
-    assert proj(torch.randn(2, 4, 3, 3)).shape == (2, 8, 5, 7)
+@pytest.mark.parametrize('resize_to, size', [((5, 7), (5, 7)),
+                                             (4, (4, 4))])
+@pytest.mark.parametrize('orthogonal', [True, False])
+def test_resize_to(resize_to, size, orthogonal):
+    # Documented order: project (1x1, W and bias), then interpolate the
+    # output bilinearly (half-pixel centres) to resize_to. Bilinear weights
+    # sum to 1, so the other order agrees up to rounding; `nearest`,
+    # `align_corners=True` or another size do not.
+    torch.manual_seed(0)
+    proj = ProjectorConnector(4, 8, orthogonal=orthogonal,
+                              resize_to=resize_to)
+    x = torch.randn(2, 4, 3, 6)
+    got = proj(x)
+    assert got.shape == (2, 8) + size
+    w = proj.proj.weight.detach()
+    projected = torch.einsum('oc,bchw->bohw', w, x)
+    if proj.proj.bias is not None:
+        projected = projected + proj.proj.bias.detach()[None, :, None, None]
+    want = torch.nn.functional.interpolate(
+        projected, size=size, mode='bilinear', align_corners=False)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_gradient_reaches_input_and_weights():

@@ -50,12 +50,12 @@ def np_whiten(x):
 
 
 SHAPES = [(3, 4, 5, 6), (1, 4, 5, 6), (2, 3, 1, 1), (1, 3, 1, 1)]
+# 'none' is not in here: it is tested for exact identity on its own below.
 REFERENCE = {
     'batch': np_batch,
     'instance': np_instance,
     'layer': np_layer,
     'whiten': np_whiten,
-    'none': lambda x: x,
 }
 
 
@@ -65,19 +65,65 @@ def test_norm_matches_formula(name, shape):
     x = np.random.default_rng(1).normal(2.0, 3.0, size=shape)
     got = Fn.NORMS[name](torch.from_numpy(x), EPS).numpy()
     assert got.shape == x.shape
-    assert np.all(np.isfinite(got))
-    np.testing.assert_allclose(got, REFERENCE[name](x), rtol=1e-6, atol=1e-6)
+    # The references are finite, so a NaN or inf in `got` fails here too.
+    np.testing.assert_allclose(got, REFERENCE[name](x), rtol=1e-6, atol=1e-6,
+                               equal_nan=False)
 
 
-@pytest.mark.parametrize('name', sorted(REFERENCE))
-def test_norm_constant_channel_is_finite(name):
-    x = torch.randn(2, 4, 3, 3, dtype=torch.float64)
+@pytest.mark.parametrize('shape', SHAPES)
+def test_none_returns_the_input_values_exactly(shape):
+    x = np.random.default_rng(1).normal(2.0, 3.0, size=shape)
+    got = Fn.NORMS['none'](torch.from_numpy(x.copy()), EPS)
+    assert got.dtype == torch.float64
+    # Bit for bit the numpy input: no scaling, no centring, no eps.
+    assert np.array_equal(got.numpy(), x)
+    # ... which is a property of 'none' alone: on the same data every other
+    # normalisation moves the values (each differs from the input by far
+    # more than rounding).
+    for name in sorted(REFERENCE):
+        other = Fn.NORMS[name](torch.from_numpy(x.copy()), EPS).numpy()
+        assert np.abs(other - x).max() > 0.1, name
+
+
+# (norm, shape) where every statistic is taken over exactly one value: the
+# value minus its own mean is exactly 0, so the output is exactly 0 (not NaN
+# from 0 / 0, not the input).
+ONE_VALUE_PER_STATISTIC = [
+    ('batch', (1, 3, 1, 1)),     # per channel over B*H*W = 1
+    ('instance', (2, 3, 1, 1)),  # per (b, c) over H*W = 1
+    ('instance', (1, 3, 1, 1)),
+    ('layer', (2, 1, 3, 4)),     # per position over C = 1
+    ('whiten', (1, 3, 1, 1)),    # channel means over B*H*W = 1
+]
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('name, shape', ONE_VALUE_PER_STATISTIC)
+def test_one_value_per_statistic_standardises_to_exactly_zero(
+        name, shape, dtype):
+    x = torch.from_numpy(
+        np.random.default_rng(7).normal(2.0, 3.0, size=shape)).to(dtype)
+    got = Fn.NORMS[name](x, EPS)
+    assert got.dtype == dtype and got.shape == x.shape
+    assert torch.equal(got, torch.zeros_like(x))
+
+
+@pytest.mark.parametrize('name', sorted(REFERENCE) + ['none'])
+def test_norm_of_a_constant_channel(name):
+    x = np.random.default_rng(8).normal(size=(2, 4, 3, 3))
     x[:, 1] = 7.0
-    out = Fn.NORMS[name](x, EPS)
-    assert torch.isfinite(out).all()
+    out = Fn.NORMS[name](torch.from_numpy(x), EPS).numpy()
+    # The float64 formulas above, constant channel included (none: x).
+    want = REFERENCE[name](x) if name in REFERENCE else x
+    np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-6,
+                               equal_nan=False)
     if name in ('batch', 'instance'):
         # A constant channel standardises to exactly zero, not to NaN.
-        assert torch.all(out[:, 1] == 0)
+        assert np.all(out[:, 1] == 0)
+    if name == 'whiten':
+        # Uncorrelated with the others and of variance 0: its row of the
+        # ZCA matrix is (rounding aside) e_1, times a centred column of 0.
+        np.testing.assert_allclose(out[:, 1], 0, atol=1e-9)
 
 
 def test_whiten_has_identity_covariance():
@@ -158,8 +204,23 @@ def test_logsum_does_not_overflow_float32():
                                        rel=1e-5)
 
 
-def test_logsum_of_zeros_is_finite():
-    assert torch.isfinite(Fn.reduce_logsum(torch.zeros(3, 3), 4.0))
+# reduce_logsum clamps |d| to at least 1e-12 before the log, so that a zero
+# distance contributes (1e-12) ** alpha instead of log(0) = -inf.
+LOGSUM_FLOOR = 1e-12
+
+
+@pytest.mark.parametrize('dtype, rel', [(torch.float64, 1e-12),
+                                        (torch.float32, 1e-6)])
+@pytest.mark.parametrize('alpha', [1.0, 4.0])
+def test_logsum_of_zeros_is_the_floor_constant(alpha, dtype, rel):
+    got = Fn.reduce_logsum(torch.zeros(3, 3, dtype=dtype), alpha)
+    assert got.dtype == dtype
+    # log(sum_i max(|d_i|, 1e-12) ** alpha) over 9 zeros, by hand:
+    # log(9) + alpha * log(1e-12); -108.3268598... for alpha = 4.
+    want = np.log(9.0) + alpha * np.log(LOGSUM_FLOOR)
+    assert got.item() == pytest.approx(want, rel=rel)
+    if alpha == 4.0:
+        assert got.item() == pytest.approx(-108.32685988637797, rel=rel)
 
 
 def test_mean_matches_formula():

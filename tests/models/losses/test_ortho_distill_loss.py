@@ -26,6 +26,29 @@ def np_srd(s, t, alpha=4.0, eps=1e-5):
     return np.log(np.sum(np.abs(inorm(s) - inorm(t))**alpha))
 
 
+def np_bilinear(x, out_h, out_w):
+    """Bilinear resize of (B, C, H, W), half-pixel centres (PyTorch's
+    ``align_corners=False``): output pixel i samples the input at
+    ``(i + 0.5) * in / out - 0.5``, clamped at 0, between its two
+    neighbours (the last one repeated at the border)."""
+    def weights(n_in, n_out):
+        m = np.zeros((n_out, n_in))
+        for i in range(n_out):
+            src = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+            i0 = int(np.floor(src))
+            i1, lam = min(i0 + 1, n_in - 1), src - i0
+            m[i, i0] += 1 - lam
+            m[i, i1] += lam
+        return m
+    wh, ww = weights(x.shape[2], out_h), weights(x.shape[3], out_w)
+    return np.einsum('ih,bchw,jw->bcij', wh, x, ww)
+
+
+def np_smooth_l1(d, beta=1.0):
+    d = np.abs(d)
+    return np.where(d < beta, 0.5 * d**2 / beta, d - 0.5 * beta)
+
+
 def test_vkd_recipe_matches_formula():
     g = np.random.default_rng(0)
     s, t = g.normal(size=(2, 8, 5, 5)), g.normal(1, 2, size=(2, 8, 5, 5))
@@ -63,10 +86,34 @@ def test_channel_mismatch_names_shapes():
         loss(torch.randn(2, 4, 3, 3), torch.randn(2, 8, 3, 3))
 
 
-def test_spatial_mismatch_resizes_or_refuses():
+def test_np_bilinear_is_what_it_says():
+    # The reference itself, on cases worked out by hand: halving averages
+    # 2x2 blocks; doubling 1D [0, 1] gives [0, .25, .75, 1].
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    np.testing.assert_allclose(np_bilinear(x, 2, 2)[0, 0],
+                               [[2.5, 4.5], [10.5, 12.5]])
+    np.testing.assert_allclose(
+        np_bilinear(np.array([[[[0.0, 1.0]]]]), 1, 4)[0, 0, 0],
+        [0.0, 0.25, 0.75, 1.0])
+
+
+@pytest.mark.parametrize('resize', ['student', 'teacher'])
+def test_spatial_mismatch_resizes_the_named_side(resize):
+    g = np.random.default_rng(2)
+    # Non-integer ratios (7x5 -> 3x4 and back), so that bilinear differs
+    # from nearest and from average pooling.
+    s, t = g.normal(size=(2, 4, 7, 5)), g.normal(1, 2, size=(2, 4, 3, 4))
+    got = OrthoDistillLoss(resize=resize)(torch.from_numpy(s),
+                                          torch.from_numpy(t))
+    if resize == 'student':
+        want = np_vkd(np_bilinear(s, 3, 4), t)
+    else:
+        want = np_vkd(s, np_bilinear(t, 7, 5))
+    assert got.item() == pytest.approx(want, rel=1e-5)
+
+
+def test_spatial_mismatch_refuses_without_resize():
     s, t = torch.randn(2, 4, 6, 6), torch.randn(2, 4, 3, 3)
-    assert torch.isfinite(OrthoDistillLoss(resize='student')(s, t))
-    assert torch.isfinite(OrthoDistillLoss(resize='teacher')(s, t))
     with pytest.raises(ValueError, match=r'\(2, 4, 6, 6\).*\(2, 4, 3, 3\)'):
         OrthoDistillLoss(resize='none')(s, t)
 
@@ -102,19 +149,64 @@ def test_half_inputs_give_finite_float32(dtype, reduction):
     assert got.item() == pytest.approx(ref.item(), rel=1e-6)
 
 
+def np_whiten(x, eps=1e-5):
+    b, c, h, w = x.shape
+    cols = x.transpose(1, 0, 2, 3).reshape(c, -1)
+    cols = cols - cols.mean(axis=1, keepdims=True)
+    lam, u = np.linalg.eigh(cols @ cols.T / cols.shape[1])
+    z = u @ np.diag(1 / np.sqrt(np.maximum(lam, 0) + eps)) @ u.T @ cols
+    return z.reshape(c, b, h, w).transpose(1, 0, 2, 3)
+
+
 def test_half_inputs_under_autocast():
-    s, t = torch.randn(2, 4, 5, 5), torch.randn(2, 4, 5, 5)
+    # Whitening multiplies matrices, which CPU autocast would run in bf16.
+    g = np.random.default_rng(3)
+    s, t = g.normal(size=(2, 4, 5, 5)), g.normal(size=(2, 4, 5, 5))
+    s32, t32 = torch.from_numpy(s).float(), torch.from_numpy(t).float()
+    loss = OrthoDistillLoss(norm='whiten')
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        got = OrthoDistillLoss(norm='whiten')(s, t)
-    assert got.dtype == torch.float32 and torch.isfinite(got)
+        got = loss(s32, t32)
+    assert got.dtype == torch.float32
+    # Autocast is switched off inside: the very float32 computation.
+    assert torch.equal(got, loss(s32, t32))
+    # ... and the formula in float64 (bf16 matmuls would be ~1e-2 off).
+    want = np_smooth_l1(np_whiten(s) - np_whiten(t)).mean()
+    assert got.item() == pytest.approx(want, rel=1e-5)
 
 
-def test_batch_of_one_single_pixel_is_finite():
-    s, t = torch.randn(1, 4, 1, 1), torch.randn(1, 4, 1, 1)
-    for norm in ('batch', 'instance', 'layer', 'whiten', 'none'):
-        for reduction in ('mean', 'logsum'):
-            got = OrthoDistillLoss(norm=norm, reduction=reduction)(s, t)
-            assert torch.isfinite(got), (norm, reduction)
+def np_layer(x, eps=1e-5):  # per position over C
+    m = x.mean(axis=1, keepdims=True)
+    return (x - m) / np.sqrt(((x - m)**2).mean(axis=1, keepdims=True) + eps)
+
+
+# log(sum |d| ** 4) over the 4 elements of d = 0, each |d| floored at 1e-12
+# by reduce_logsum: log(4) + 4 log(1e-12).
+LOGSUM_OF_4_ZEROS = np.log(4.0) + 4 * np.log(1e-12)
+
+
+@pytest.mark.parametrize('reduction', ['mean', 'logsum'])
+@pytest.mark.parametrize('norm', ['batch', 'instance', 'layer', 'whiten',
+                                  'none'])
+def test_batch_of_one_single_pixel(norm, reduction):
+    g = np.random.default_rng(4)
+    s, t = g.normal(size=(1, 4, 1, 1)), g.normal(2, 3, size=(1, 4, 1, 1))
+    got = OrthoDistillLoss(norm=norm, reduction=reduction)(
+        torch.from_numpy(s), torch.from_numpy(t))
+    assert got.dtype == torch.float32
+    if norm in ('batch', 'instance', 'whiten'):
+        # One value per statistic: both sides standardise to exactly 0, so
+        # d = 0 everywhere.
+        if reduction == 'mean':
+            assert got.item() == 0.0
+        else:
+            assert got.item() == pytest.approx(LOGSUM_OF_4_ZEROS, rel=1e-6)
+        return
+    # layer: over the 4 channels, well defined; none: the raw difference.
+    n = np_layer if norm == 'layer' else (lambda x: x)
+    d = np_smooth_l1(n(s) - n(t))
+    want = d.mean() if reduction == 'mean' else np.log(np.sum(d**4))
+    assert abs(want) > 0.1  # not a degenerate case
+    assert got.item() == pytest.approx(want, rel=1e-5)
 
 
 def test_registered_and_built_from_config():
