@@ -2,7 +2,6 @@
 not allow."""
 import importlib.util
 import os
-import os.path as osp
 import pickle
 import subprocess
 import sys
@@ -16,8 +15,6 @@ from torch import nn
 
 from mmkd import compat
 from mmkd.checkpoint import CheckpointError, read_checkpoint
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def test_mmrazor_distillation_imports_and_registers():
@@ -64,26 +61,6 @@ def test_missing_joblib_names_the_fix(monkeypatch):
 
 
 # --- checkpoints -------------------------------------------------------------
-class Payload:
-    """Unpickling this creates a file: proof that code ran."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (self.path, 'w'))
-
-
-@pytest.fixture
-def payload_ckpt(tmp_path):
-    marker = tmp_path / 'PWNED'
-    path = str(tmp_path / 'evil.pth')
-    torch.save({'state_dict': {'lin.weight': torch.zeros(1, 2),
-                               'lin.bias': torch.zeros(1)},
-                'meta': Payload(str(marker))}, path)
-    return path, marker
-
-
 def test_payload_is_real(payload_ckpt):
     path, marker = payload_ckpt
     torch.load(path, weights_only=False)  # what an unpatched stack would do
@@ -186,18 +163,11 @@ def test_teacher_payload_refused_and_mismatch_named(payload_ckpt, tmp_path):
         std.load_checkpoint(Toy(), other)
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize('tool', ['train', 'test'])
 @pytest.mark.parametrize('flag', ['--local-rank', '--local_rank'])
-def test_tools_accept_both_local_rank_spellings(tool, flag, monkeypatch):
-    module = _load_tool(tool)
+def test_tools_accept_both_local_rank_spellings(tool, flag, monkeypatch,
+                                                load_tool):
+    module = load_tool(tool)
     seen = {}
     monkeypatch.setattr(module, tool, lambda *a, **k: seen.update(k, a=a))
     monkeypatch.delenv('LOCAL_RANK', raising=False)

@@ -97,3 +97,26 @@ def test_rtmdet_distillation_stops_with_the_pipeline_switch():
     losses = algo.loss(data['inputs'], data['data_samples'])
     assert not any(k.startswith('distill.') for k in losses)
     assert any(k.startswith('student.') for k in losses)
+
+
+@pytest.mark.parametrize('setting, levels, channels', [
+    ('rtmdet_l_s', (0, 1, 2), (128, 256)),
+    ('gfl_r101_r50', (0, 1, 2, 3, 4), (256, 256))])
+def test_benchmark_settings_read_the_pair_from_the_configs(setting, levels,
+                                                           channels):
+    from mmkd.experiments.benchmark import (
+        build_method,
+        setting_levels,
+        setting_models,
+    )
+    student, teacher, c_s, c_t = setting_models(setting)
+    assert (c_s, c_t) == channels
+    assert setting_levels(setting) == levels
+    model = build_method('pkd', student, teacher, c_s, c_t, levels=levels)
+    # One loss per level of the neck; a 1x1 ConvModule where channels differ.
+    assert len(model.distiller.distill_losses) == len(levels)
+    connectors = list(model.distiller.connectors.values())
+    assert [type(c).__name__ for c in connectors] == (
+        ['ConvModuleConnector'] * len(levels) if c_s != c_t else [])
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm)
+                   for m in model.modules())

@@ -3,7 +3,6 @@ import copy
 
 import pytest
 import torch
-from helpers import batch, mmdet_model_cfg, total_loss
 from mmengine.registry import DefaultScope
 from mmrazor.models import ConfigurableDistiller
 from mmrazor.registry import MODELS
@@ -65,7 +64,8 @@ def test_configurable_distiller_accepts_loss_arguments():
             MODELS.build(bad)
 
 
-def _fpn_distill(recipe, student='retinanet_r18', teacher='retinanet_r50'):
+def _fpn_distill(mmdet_model_cfg, recipe, student='retinanet_r18',
+                 teacher='retinanet_r50'):
     return dict(
         type='FpnTeacherDistill',
         architecture=mmdet_model_cfg(f'mmdet::retinanet/{student}_fpn_1x_coco.py'),
@@ -78,10 +78,11 @@ STEPS = 6
 
 
 @pytest.mark.parametrize('recipe', [VKD, SRD], ids=['vkd', 'srd'])
-def test_fpn_teacher_distill_loss_goes_down(recipe):
+def test_fpn_teacher_distill_loss_goes_down(recipe, mmdet_model_cfg, batch,
+                                          total_loss):
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmrazor'):
-        algo = MODELS.build(_fpn_distill(recipe))
+        algo = MODELS.build(_fpn_distill(mmdet_model_cfg, recipe))
     algo.init_weights()
     algo.train()
     connectors = algo.distiller.connectors

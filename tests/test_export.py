@@ -1,47 +1,47 @@
 """Student export (mmkd/export.py, tools/export_student.py): what plain
 MMDetection loads gives the distilled student's detections."""
 import copy
-import importlib.util
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
-from helpers import total_loss
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from test_compat import Payload
 
 from mmkd.checkpoint import CheckpointError, read_checkpoint
 from mmkd.data import CLASS_NAMES, make_det_batch, render_image
 from mmkd.engine.teacher_checkpoint import DropFrozenTeacherHook
 from mmkd.export import ExportError, export_student
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-VKD = osp.join(ROOT, 'configs', 'demo', 'vkd_retinanet_shapes.py')
-STUDENT = osp.join(ROOT, 'configs', 'demo', 'retinanet_student_shapes.py')
 STEPS = 3
 
 
-def distil(steps: int = STEPS):
-    """The demo VkD distiller after a few SGD steps (random teacher)."""
-    from mmrazor.registry import MODELS
-    model_cfg = copy.deepcopy(Config.fromfile(VKD).model)
-    model_cfg.teacher_ckpt = None
-    torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope('mmrazor'):
-        algo = MODELS.build(model_cfg)
-    algo.init_weights()  # as the Runner does (RetinaNet's prior cls bias)
-    algo.train()
-    params = [p for p in algo.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
-    data = algo.data_preprocessor(make_det_batch(2, (128, 128)), True)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        total_loss(algo(**data, mode='loss')).backward()
-        optimizer.step()
-    algo.eval()  # MMRazor's train(mode) returns None, not the module
-    return algo
+@pytest.fixture(scope='module')
+def distil(repo, total_loss):
+    """``distil(steps=STEPS)``: the demo VkD distiller after a few SGD
+    steps (random teacher)."""
+
+    def run(steps: int = STEPS):
+        from mmrazor.registry import MODELS
+        model_cfg = copy.deepcopy(Config.fromfile(repo.vkd_demo).model)
+        model_cfg.teacher_ckpt = None
+        torch.manual_seed(0)
+        with DefaultScope.overwrite_default_scope('mmrazor'):
+            algo = MODELS.build(model_cfg)
+        algo.init_weights()  # as the Runner does (RetinaNet's prior cls bias)
+        algo.train()
+        params = [p for p in algo.parameters() if p.requires_grad]
+        optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+        data = algo.data_preprocessor(make_det_batch(2, (128, 128)), True)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            total_loss(algo(**data, mode='loss')).backward()
+            optimizer.step()
+        algo.eval()  # MMRazor's train(mode) returns None, not the module
+        return algo
+
+    return run
 
 
 def save_like_mmengine(algo, path):
@@ -51,16 +51,17 @@ def save_like_mmengine(algo, path):
 
 
 @pytest.fixture(scope='module')
-def distilled(tmp_path_factory):
+def distilled(tmp_path_factory, distil, repo):
     tmp = tmp_path_factory.mktemp('export')
     algo = distil()
     source = str(tmp / 'iter_3.pth')
     save_like_mmengine(algo, source)
-    out, out_cfg = export_student(VKD, source, str(tmp / 'student.pth'))
+    out, out_cfg = export_student(repo.vkd_demo, source,
+                                  str(tmp / 'student.pth'))
     return algo, source, out, out_cfg
 
 
-def test_export_holds_the_student_only(distilled):
+def test_export_holds_the_student_only(distilled, repo):
     algo, _, out, out_cfg = distilled
     assert out_cfg == out[:-len('.pth')] + '.py' and osp.isfile(out_cfg)
     exported = read_checkpoint(out)
@@ -76,7 +77,8 @@ def test_export_holds_the_student_only(distilled):
     cfg = Config.fromfile(out_cfg)
     assert cfg.model.type == 'RetinaNet' and cfg.default_scope == 'mmdet'
     assert not any(k in cfg for k in ('teacher', 'teacher_ckpt', 'student'))
-    assert cfg.test_dataloader == Config.fromfile(VKD).test_dataloader
+    assert cfg.test_dataloader == Config.fromfile(
+        repo.vkd_demo).test_dataloader
 
 
 def test_mmdet_init_detector_gives_the_same_detections(distilled):
@@ -99,14 +101,16 @@ def test_mmdet_init_detector_gives_the_same_detections(distilled):
     assert torch.equal(theirs.labels, ours.labels)
 
 
-def test_export_of_a_checkpoint_saved_without_its_teacher(tmp_path):
+def test_export_of_a_checkpoint_saved_without_its_teacher(
+        tmp_path, distil, repo, load_tool):
+    VKD = repo.vkd_demo
     algo = distil(steps=1)
     checkpoint = {'meta': {}, 'state_dict': algo.state_dict()}
     runner = type('R', (), dict(model=algo, cfg=Config()))()
     DropFrozenTeacherHook().before_save_checkpoint(runner, checkpoint)
     source = str(tmp_path / 'slim.pth')
     torch.save(checkpoint, source)
-    tool = _load_tool('export_student')
+    tool = load_tool('export_student')
     tool.main([VKD, source, str(tmp_path / 'student.pth')])
     exported = read_checkpoint(str(tmp_path / 'student.pth'))
     assert exported['state_dict'].keys() == \
@@ -115,7 +119,8 @@ def test_export_of_a_checkpoint_saved_without_its_teacher(tmp_path):
     assert tuple(exported['meta']['dataset_meta']['classes']) == CLASS_NAMES
 
 
-def test_errors_name_the_file_and_the_fix(distilled, tmp_path):
+def test_errors_name_the_file_and_the_fix(distilled, tmp_path, repo):
+    VKD, STUDENT = repo.vkd_demo, repo.student_demo
     algo, source, out, _ = distilled
     with pytest.raises(ExportError,
                        match=rf"CONFIG '{STUDENT}'.*not a distiller.*as they"):
@@ -140,24 +145,18 @@ def test_errors_name_the_file_and_the_fix(distilled, tmp_path):
     assert not any(osp.exists(tmp_path / f'{n}.pth') for n in 'abcd')
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_payload_checkpoint_is_refused_and_does_not_run(tmp_path):
+def test_payload_checkpoint_is_refused_and_does_not_run(
+        tmp_path, distil, repo, load_tool, payload):
+    VKD = repo.vkd_demo
     marker = tmp_path / 'PWNED'
     algo = distil(steps=0)
     evil = str(tmp_path / 'evil.pth')
-    torch.save({'meta': Payload(str(marker)),
+    torch.save({'meta': payload(str(marker)),
                 'state_dict': algo.state_dict()}, evil)
     out = str(tmp_path / 'student.pth')
     with pytest.raises(CheckpointError, match='Payload|open'):
         export_student(VKD, evil, out)
     with pytest.raises(CheckpointError, match='Payload|open'):
-        _load_tool('export_student').main([VKD, evil, out])
+        load_tool('export_student').main([VKD, evil, out])
     assert not marker.exists()
     assert not osp.exists(out) and not osp.exists(out[:-4] + '.py')

@@ -1,12 +1,6 @@
 """Bad input and faults: clear errors before training, nothing lost."""
-import copy
-import os.path as osp
-
 import pytest
 import torch
-from helpers import total_loss
-from mmengine.config import Config
-from mmengine.registry import MODELS, DefaultScope
 
 from mmkd.checkpoint import CheckpointError
 from mmkd.data import make_det_batch
@@ -16,102 +10,93 @@ from mmkd.engine import (
     check_finite,
 )
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-VKD_DEMO = osp.join(ROOT, 'configs/demo/vkd_retinanet_shapes.py')
-
-
-def demo_distill_cfg(**distiller):
-    model = copy.deepcopy(Config.fromfile(VKD_DEMO).model)
-    model.teacher_ckpt = None
-    model.distiller.update(distiller)
-    return model
-
-
-def build(model_cfg):
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        return MODELS.build(model_cfg)
-
 
 # --- teacher checkpoint ------------------------------------------------------
-def test_missing_teacher_checkpoint(tmp_path):
+def test_missing_teacher_checkpoint(tmp_path, demo_distill_cfg, build_model):
     cfg = demo_distill_cfg()
     cfg.teacher_ckpt = str(tmp_path / 'nope.pth')
     with pytest.raises(CheckpointError,
                        match=r'model.teacher_ckpt=.*nope.pth.*no such file'):
-        build(cfg)
+        build_model(cfg)
 
 
-def test_unreadable_teacher_checkpoint(tmp_path):
+def test_unreadable_teacher_checkpoint(
+        tmp_path, demo_distill_cfg, build_model):
     path = tmp_path / 'garbage.pth'
     path.write_bytes(b'\x00not a checkpoint' * 10)
     cfg = demo_distill_cfg()
     cfg.teacher_ckpt = str(path)
     with pytest.raises(CheckpointError,
                        match=r'garbage.pth.*could not be read'):
-        build(cfg)
+        build_model(cfg)
 
 
-def test_teacher_checkpoint_of_other_architecture(tmp_path):
+def test_teacher_checkpoint_of_other_architecture(
+        tmp_path, demo_distill_cfg, build_model):
     # A checkpoint of the *student* architecture given as teacher: same key
     # names, other shapes -> refused, with the first mismatches listed.
-    student = build(demo_distill_cfg()).student
+    student = build_model(demo_distill_cfg()).student
     path = str(tmp_path / 'student.pth')
     torch.save({'state_dict': student.state_dict()}, path)
     cfg = demo_distill_cfg()
     cfg.teacher_ckpt = path
     with pytest.raises(CheckpointError) as info:
-        build(cfg)
+        build_model(cfg)
     msg = str(info.value)
     assert 'shape mismatches' in msg and 'backbone.conv1.weight' in msg
     assert 'checkpoint (16, 3, 7, 7) vs model (32, 3, 7, 7)' in msg
 
 
-def test_teacher_checkpoint_loads_exactly(tmp_path):
-    teacher = build(demo_distill_cfg()).teacher
+def test_teacher_checkpoint_loads_exactly(
+        tmp_path, demo_distill_cfg, build_model):
+    teacher = build_model(demo_distill_cfg()).teacher
     path = str(tmp_path / 'teacher.pth')
     torch.save({'state_dict': teacher.state_dict()}, path)
     cfg = demo_distill_cfg()
     cfg.teacher_ckpt = path
-    algo = build(cfg)
+    algo = build_model(cfg)
     for k, v in teacher.state_dict().items():
         assert torch.equal(algo.teacher.state_dict()[k], v), k
 
 
 # --- distiller config --------------------------------------------------------
-def test_connector_channels_checked_before_training():
-    algo = build(demo_distill_cfg(student_channels=48))
+def test_connector_channels_checked_before_training(
+        demo_distill_cfg, build_model):
+    algo = build_model(demo_distill_cfg(student_channels=48))
     with pytest.raises(ValueError, match=r'expects 48 input channels.*'
                        r'\(1, 64, 16, 16\).*student_channels'):
         check_distiller_shapes(algo)
 
 
-def test_teacher_channels_checked_before_training():
-    algo = build(demo_distill_cfg(teacher_channels=256))
+def test_teacher_channels_checked_before_training(
+        demo_distill_cfg, build_model):
+    algo = build_model(demo_distill_cfg(teacher_channels=256))
     with pytest.raises(ValueError, match=r'teacher_channels.*to 64'):
         check_distiller_shapes(algo)
 
 
-def test_good_distiller_passes_shape_check_and_leaves_no_records():
-    algo = build(demo_distill_cfg())
+def test_good_distiller_passes_shape_check_and_leaves_no_records(
+        demo_distill_cfg, build_model):
+    algo = build_model(demo_distill_cfg())
     check_distiller_shapes(algo)
     for rec in algo.distiller.student_recorders.recorders.values():
         assert rec.data_buffer == []
 
 
-def test_recorder_source_typo_suggests_names():
+def test_recorder_source_typo_suggests_names(demo_distill_cfg, build_model):
     with pytest.raises(ValueError, match=r"source='nek' is not a module.*"
                        r"did you mean 'neck'"):
-        build(demo_distill_cfg(student_source='nek'))
+        build_model(demo_distill_cfg(student_source='nek'))
 
 
-def test_loss_argument_name_lists_valid_ones():
+def test_loss_argument_name_lists_valid_ones(demo_distill_cfg, build_model):
     with pytest.raises(ValueError, match=r"takes no argument 'student'.*"
                        r"\['preds_S', 'preds_T'\]"):
-        build(demo_distill_cfg(loss_args=('student', 'teacher')))
+        build_model(demo_distill_cfg(loss_args=('student', 'teacher')))
 
 
 # --- odd images --------------------------------------------------------------
-def _step(algo, data):
+def _step(algo, data, total_loss):
     opt = torch.optim.SGD([p for p in algo.parameters() if p.requires_grad],
                           lr=0.01)
     losses = algo(**algo.data_preprocessor(data, True), mode='loss')
@@ -125,21 +110,22 @@ def _step(algo, data):
 
 @pytest.mark.parametrize('size', [(128, 128), (32, 32), (64, 512)],
                          ids=['normal', 'tiny', 'extreme-aspect'])
-def test_training_goes_on_with_odd_images(size):
-    algo = build(demo_distill_cfg())
+def test_training_goes_on_with_odd_images(size, demo_distill_cfg, build_model,
+                                          total_loss):
+    algo = build_model(demo_distill_cfg())
     algo.train()
     data = make_det_batch(2, size, seed=1)
     # The second image has no ground-truth boxes at all.
     gt = data['data_samples'][1].gt_instances
     data['data_samples'][1].gt_instances = gt[gt.labels < 0]
-    losses = _step(algo, data)
+    losses = _step(algo, data, total_loss)
     assert any(k.startswith('distill.') for k in losses)
 
 
-def test_batch_of_one():
-    algo = build(demo_distill_cfg())
+def test_batch_of_one(demo_distill_cfg, build_model, total_loss):
+    algo = build_model(demo_distill_cfg())
     algo.train()
-    _step(algo, make_det_batch(1, (96, 96), seed=2))
+    _step(algo, make_det_batch(1, (96, 96), seed=2), total_loss)
 
 
 # --- NaN ---------------------------------------------------------------------
@@ -152,26 +138,21 @@ def test_non_finite_loss_names_iteration_and_term():
     check_finite({'loss': torch.tensor(2.0), 'acc': [torch.tensor(1.0)]}, 1)
 
 
-def test_nan_run_stops_with_iteration_and_keeps_finite_checkpoints(tmp_path):
-    import subprocess
-    import sys
-
+def test_nan_run_stops_with_iteration_and_keeps_finite_checkpoints(
+        tmp_path, repo, train_tool):
     from mmkd.checkpoint import read_checkpoint
     from mmkd.data import ensure_dataset
     from mmkd.experiments.demo import data_options, final_checkpoint
     data = ensure_dataset(str(tmp_path / 'data'), num_train=16, num_val=4)
     work_dir = str(tmp_path / 'wd')
-    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'),
-           osp.join(ROOT, 'configs/demo/retinanet_student_shapes.py'),
-           '--work-dir', work_dir, '--cfg-options'] + data_options(data) + [
-               'train_cfg.max_iters=8', 'train_dataloader.batch_size=2',
-               'default_hooks.checkpoint.interval=1',
-               # A learning rate that blows the weights up within a few steps.
-               'optim_wrapper.optimizer.lr=1e8',
-               'optim_wrapper.clip_grad=None',
-               'param_scheduler=[]']
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    proc = train_tool(
+        repo.student_demo, work_dir, cfg_options=data_options(data) + [
+            'train_cfg.max_iters=8', 'train_dataloader.batch_size=2',
+            'default_hooks.checkpoint.interval=1',
+            # A learning rate that blows the weights up within a few steps.
+            'optim_wrapper.optimizer.lr=1e8',
+            'optim_wrapper.clip_grad=None',
+            'param_scheduler=[]'])
     assert proc.returncode == 2, proc.stderr[-2000:]
     # Either the loss went NaN first, or a step blew the weights up first.
     assert ('non-finite loss at iteration' in proc.stderr and

@@ -2,7 +2,6 @@
 train a step on the CPU, and MMRazor's distiller runs with a built-in loss."""
 import pytest
 import torch
-from helpers import batch, build_mmdet, mmdet_model_cfg, total_loss
 from mmengine.registry import DefaultScope
 from mmrazor.registry import MODELS
 
@@ -16,7 +15,8 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize('cfg_path', CONFIGS)
-def test_mmdet_detector_forward_backward(cfg_path):
+def test_mmdet_detector_forward_backward(cfg_path, build_mmdet, batch,
+                                         total_loss):
     torch.manual_seed(0)
     model = build_mmdet(cfg_path)
     model.train()
@@ -49,7 +49,8 @@ def test_mmcv_ops_are_compiled():
     assert out.item() == pytest.approx(7.5)
 
 
-def test_single_teacher_distill_with_mmrazor_loss_steps():
+def test_single_teacher_distill_with_mmrazor_loss_steps(mmdet_model_cfg,
+                                                        batch, total_loss):
     torch.manual_seed(0)
     cfg = dict(
         type='SingleTeacherDistill',

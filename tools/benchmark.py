@@ -4,6 +4,8 @@ backbone/neck forward), all methods interleaved in one process.
     python tools/benchmark.py --setting demo --size 128 128 --batch 8
     python tools/benchmark.py --setting retinanet_r50_r18 --size 512 512
     python tools/benchmark.py --setting faster-rcnn_r101_r50 --size 512 512
+    python tools/benchmark.py --setting rtmdet_l_s --size 640 640 --batch 2
+    python tools/benchmark.py --setting gfl_r101_r50 --size 800 800 --batch 2
     python tools/benchmark.py --setting demo --maps   # orthogonal maps only
 """
 import argparse

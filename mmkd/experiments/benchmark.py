@@ -48,8 +48,35 @@ def _mmdet_model(cfg_path: str) -> ConfigDict:
     return model
 
 
+# Settings whose pair is read from an mmkd COCO config (the pair stated
+# once, in configs/_base_/coco/): the RTMDet and GFL pairs.
+CONFIG_SETTINGS = {
+    'rtmdet_l_s': 'mmkd::vkd/vkd_rtmdet_l_s_coco.py',
+    'gfl_r101_r50': 'mmkd::vkd/vkd_gfl_r101_r50_coco.py',
+}
+
+
+def _config_pair(setting: str):
+    model = Config.fromfile(CONFIG_SETTINGS[setting]).model
+    for detector in (model.architecture, model.teacher):
+        detector.backbone.init_cfg = None  # nothing to download
+    return model
+
+
+def setting_levels(setting: str) -> Tuple[int, ...]:
+    """The neck levels a setting distils (every level of its neck)."""
+    if setting in CONFIG_SETTINGS:
+        return tuple(_config_pair(setting).distiller.levels)
+    return (0, 1, 2, 3, 4)
+
+
 def setting_models(setting: str) -> Tuple[dict, dict, int, int]:
     """(student cfg, teacher cfg, student channels, teacher channels)."""
+    if setting in CONFIG_SETTINGS:
+        model = _config_pair(setting)
+        d = model.distiller
+        return (model.architecture, model.teacher, d.student_channels,
+                d.teacher_channels)
     if setting == 'demo':
         model = Config.fromfile('mmkd::demo/vkd_retinanet_shapes.py').model
         d = model.distiller
@@ -63,7 +90,7 @@ def setting_models(setting: str) -> Tuple[dict, dict, int, int]:
     }
     if setting not in pairs:
         raise ValueError(f'benchmark setting {setting!r}: choose demo or one '
-                         f'of {sorted(pairs)}')
+                         f'of {sorted(pairs) + sorted(CONFIG_SETTINGS)}')
     student, teacher = pairs[setting]
     return (_mmdet_model(f'mmdet::{student}'),
             _mmdet_model(f'mmdet::{teacher}'), 256, 256)
@@ -71,16 +98,19 @@ def setting_models(setting: str) -> Tuple[dict, dict, int, int]:
 
 def build_method(method: str, student: dict, teacher: dict, c_s: int,
                  c_t: int, teacher_dtype: str = 'float32',
-                 fbkd_levels: Optional[Sequence[int]] = None):
+                 fbkd_levels: Optional[Sequence[int]] = None,
+                 levels: Sequence[int] = (0, 1, 2, 3, 4)):
     """The model a method times. A ``_bf16`` suffix runs the teacher in
     bfloat16 (``ReducedPrecisionTeacherDistill``), e.g.
     ``teacher_fwd_bf16``."""
     if method.endswith('_bf16'):
         method, teacher_dtype = method[:-len('_bf16')], 'bfloat16'
+    from mmengine.model import revert_sync_batchnorm
     with DefaultScope.overwrite_default_scope('mmdet'):
         if method in ('student', 'teacher_fwd'):
-            model = MODELS.build(copy.deepcopy(
-                student if method == 'student' else teacher))
+            # One process: SyncBN (RTMDet) as BN, as MMEngine's runner does.
+            model = revert_sync_batchnorm(MODELS.build(copy.deepcopy(
+                student if method == 'student' else teacher)))
             if method == 'teacher_fwd':
                 model.requires_grad_(False)
                 model.eval()
@@ -96,14 +126,15 @@ def build_method(method: str, student: dict, teacher: dict, c_s: int,
         # FBKD's non-local blocks max-pool by 8: at most the three finest
         # levels (MMRazor's FBKD configs do not use the coarse ones either),
         # and only those at least 16x16 (``fbkd_levels``).
-        levels = (fbkd_levels or (0, 1, 2)) if method == 'fbkd' else range(5)
-        return MODELS.build(dict(
+        if method == 'fbkd':
+            levels = fbkd_levels or (0, 1, 2)
+        return revert_sync_batchnorm(MODELS.build(dict(
             _scope_='mmrazor', type='ReducedPrecisionTeacherDistill',
             teacher_dtype=teacher_dtype,
             architecture=copy.deepcopy(student),
             teacher=copy.deepcopy(teacher),
             distiller=fpn_distiller_cfg(levels=levels, student_channels=c_s,
-                                        teacher_channels=c_t, **recipe)))
+                                        teacher_channels=c_t, **recipe))))
 
 
 def _fbkd_levels(student, inputs: torch.Tensor) -> List[int]:
@@ -189,7 +220,8 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
             if not fbkd_levels:
                 continue
         model = build_method(method, student, teacher, c_s, c_t,
-                             teacher_dtype, fbkd_levels).to(device)
+                             teacher_dtype, fbkd_levels,
+                             levels=setting_levels(setting)).to(device)
         data = model.data_preprocessor(copy.deepcopy(raw), True)
         models[method] = model
         steps[method] = make_step(method, model, data)

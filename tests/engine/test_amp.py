@@ -1,7 +1,6 @@
 """--amp: bf16 autocast on a CPU (float32 distillation loss, no NaN), and
 MMEngine's fp16 AmpOptimWrapper where CUDA is there."""
 import copy
-import os.path as osp
 
 import pytest
 import torch
@@ -11,12 +10,9 @@ from mmengine.registry import MODELS, OPTIM_WRAPPERS, DefaultScope
 from mmkd.data import make_det_batch
 from mmkd.engine import AutocastOptimWrapper
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-
-def test_bf16_train_steps_are_finite_with_float32_distill_loss():
-    cfg = copy.deepcopy(Config.fromfile(
-        osp.join(ROOT, 'configs/demo/vkd_retinanet_shapes.py')).model)
+def test_bf16_train_steps_are_finite_with_float32_distill_loss(repo):
+    cfg = copy.deepcopy(Config.fromfile(repo.vkd_demo).model)
     cfg.teacher_ckpt = None
     with DefaultScope.overwrite_default_scope('mmdet'):
         algo = MODELS.build(cfg)
@@ -66,11 +62,11 @@ def test_bf16_train_steps_are_finite_with_float32_distill_loss():
 
 @pytest.mark.parametrize('cuda', [False, True], ids=['cpu', 'cuda'])
 def test_amp_flag_picks_the_wrapper_of_the_device_and_keeps_the_optimizer(
-        cuda, monkeypatch):
+        cuda, monkeypatch, repo):
     from mmkd.apis import enable_amp, load_config
     # Both branches on every machine: only the availability of CUDA decides.
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
-    cfg = load_config(osp.join(ROOT, 'configs/demo/vkd_retinanet_shapes.py'))
+    cfg = load_config(repo.vkd_demo)
     enable_amp(cfg)
     if cuda:
         assert cfg.optim_wrapper.type == 'AmpOptimWrapper'

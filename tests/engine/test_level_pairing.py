@@ -2,36 +2,15 @@
 FpnDistiller's ``teacher_levels`` pairs them, and the pairing is checked
 before the first step with the key to fix (mmkd/distill.py,
 mmkd/engine/guards.py)."""
-import copy
-import os.path as osp
-
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import MODELS, DefaultScope
 
 from mmkd.data import make_det_batch
 from mmkd.distill import fpn_distiller_cfg
 from mmkd.engine import check_distiller_shapes
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-VKD_DEMO = osp.join(ROOT, 'configs', 'demo', 'vkd_retinanet_shapes.py')
 PKD = dict(type='PKDLoss', loss_weight=1.0)
 CWD = dict(type='ChannelWiseDivergence', tau=1.0, loss_weight=1.0)
-
-
-def demo_distiller(student_outs=5, **distiller):
-    """The demo pair (64-channel FPNs, strides 8-128 on a 128x128 input) as
-    a distiller; ``student_outs`` FPN levels for the student."""
-    model = copy.deepcopy(Config.fromfile(VKD_DEMO).model)
-    model.teacher_ckpt = None
-    model.architecture.neck.num_outs = student_outs
-    model.architecture.bbox_head.anchor_generator.strides = [
-        8, 16, 32, 64, 128][:student_outs]
-    for key, value in distiller.items():  # replaced, not merged
-        model.distiller[key] = value
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        return MODELS.build(model)
 
 
 def test_teacher_levels_pair_student_levels_in_order():
@@ -71,7 +50,7 @@ def test_pairing_errors_name_the_keys(kwargs, match):
                           **kwargs)
 
 
-def test_level_past_the_student_neck_is_named_before_training():
+def test_level_past_the_student_neck_is_named_before_training(demo_distiller):
     algo = demo_distiller(student_outs=4, levels=(0, 1, 2, 3, 4))
     with pytest.raises(ValueError, match=r"levels asks for output 4 of the "
                        r"student's 'fpn_s' recorder, which gives 4 "
@@ -79,7 +58,7 @@ def test_level_past_the_student_neck_is_named_before_training():
         check_distiller_shapes(algo)
 
 
-def test_level_past_the_teacher_neck_is_named_before_training():
+def test_level_past_the_teacher_neck_is_named_before_training(demo_distiller):
     algo = demo_distiller(levels=(0, 1), teacher_levels=(3, 5))
     with pytest.raises(ValueError, match=r"teacher_levels asks for output 5 "
                        r"of the teacher's 'fpn_t' recorder, which gives 5"):
@@ -92,7 +71,7 @@ def test_level_past_the_teacher_neck_is_named_before_training():
     (dict(type='OrthoDistillLoss', resize='student'), True),
     (dict(type='OrthoDistillLoss', resize='none'), False),
 ])
-def test_levels_of_different_strides(loss, ok):
+def test_levels_of_different_strides(loss, ok, demo_distiller):
     # Student P3, P4 (16x16, 8x8) against teacher P4, P5 (8x8, 4x4).
     algo = demo_distiller(levels=(0, 1), teacher_levels=(1, 2), loss=loss,
                           connector=None)
@@ -104,7 +83,7 @@ def test_levels_of_different_strides(loss, ok):
         check_distiller_shapes(algo)
 
 
-def test_four_level_student_under_five_level_teacher_trains():
+def test_four_level_student_under_five_level_teacher_trains(demo_distiller):
     """The distillation gradient reaches the student through each pair,
     and each loss compares the levels it names (checked by value)."""
     algo = demo_distiller(student_outs=4, levels=(0, 1, 2, 3),

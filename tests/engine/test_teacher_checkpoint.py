@@ -3,12 +3,10 @@ checkpoints without the
 frozen teacher, and exact resume from them."""
 import copy
 import os
-import os.path as osp
 from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import mmdet_model_cfg
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
@@ -21,25 +19,8 @@ from mmkd.engine.teacher_checkpoint import (
     frozen_teacher,
 )
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-VKD = osp.join(ROOT, 'configs', 'demo', 'vkd_retinanet_shapes.py')
-STUDENT = osp.join(ROOT, 'configs', 'demo', 'retinanet_student_shapes.py')
 
-
-def build(model_cfg):
-    from mmrazor.registry import MODELS
-    with DefaultScope.overwrite_default_scope('mmrazor'):
-        return MODELS.build(copy.deepcopy(model_cfg))
-
-
-def demo_distill_cfg(teacher_ckpt=None, **kwargs):
-    model = copy.deepcopy(Config.fromfile(VKD).model)
-    model.teacher_ckpt = teacher_ckpt
-    model.update(kwargs)
-    return model
-
-
-def r50_r18_distill_cfg():
+def r50_r18_distill_cfg(mmdet_model_cfg):
     return dict(
         _scope_='mmrazor', type='FpnTeacherDistill',
         architecture=mmdet_model_cfg('mmdet::retinanet/'
@@ -53,16 +34,6 @@ def r50_r18_distill_cfg():
             loss=dict(type='OrthoDistillLoss', norm='batch')))
 
 
-@pytest.fixture(scope='module')
-def teacher_ckpt(tmp_path_factory):
-    """The demo teacher's weights, as a trained teacher would be given."""
-    torch.manual_seed(0)
-    algo = build(demo_distill_cfg())
-    path = str(tmp_path_factory.mktemp('teacher') / 'teacher.pth')
-    torch.save({'state_dict': algo.teacher.state_dict()}, path)
-    return path
-
-
 def fake_runner(model, model_cfg=None):
     return SimpleNamespace(model=model, cfg=Config(dict(model=model_cfg)))
 
@@ -72,10 +43,11 @@ def checkpoint_of(model):
 
 
 # --- which models ------------------------------------------------------------
-def test_only_a_frozen_teacher_is_dropped():
+def test_only_a_frozen_teacher_is_dropped(repo, demo_distill_cfg,
+                                          build_model):
     torch.manual_seed(0)
     hook = DropFrozenTeacherHook()
-    frozen = build(demo_distill_cfg())
+    frozen = build_model(demo_distill_cfg())
     assert frozen_teacher(frozen) is frozen.teacher
     ckpt = checkpoint_of(frozen)
     hook.before_save_checkpoint(fake_runner(frozen), ckpt)
@@ -83,11 +55,13 @@ def test_only_a_frozen_teacher_is_dropped():
     assert ckpt['meta']['teacher_dropped']['num_keys'] == len(
         frozen.teacher.state_dict())
 
+    trainable, bn_train = demo_distill_cfg(), demo_distill_cfg()
+    trainable.teacher_trainable = True
+    bn_train.teacher_norm_eval = False
     kept = {
-        'trainable teacher': build(demo_distill_cfg(teacher_trainable=True)),
+        'trainable teacher': build_model(trainable),
         # BN statistics of the teacher move during training.
-        'teacher BN in train mode': build(
-            demo_distill_cfg(teacher_norm_eval=False)),
+        'teacher BN in train mode': build_model(bn_train),
     }
     for name, model in kept.items():
         assert frozen_teacher(model) is None, name
@@ -98,20 +72,22 @@ def test_only_a_frozen_teacher_is_dropped():
 
     from mmdet.registry import MODELS
     with DefaultScope.overwrite_default_scope('mmdet'):
-        student = MODELS.build(Config.fromfile(STUDENT).model)
+        student = MODELS.build(Config.fromfile(repo.student_demo).model)
     ckpt = checkpoint_of(student)
     hook.before_save_checkpoint(fake_runner(student), ckpt)
     assert ckpt['state_dict'].keys() == student.state_dict().keys()
 
 
-def test_load_puts_the_teacher_back_for_a_strict_load(teacher_ckpt):
+def test_load_puts_the_teacher_back_for_a_strict_load(
+        random_teacher_ckpt, demo_distill_cfg, build_model):
+    model_cfg = demo_distill_cfg(teacher_ckpt=random_teacher_ckpt)
     hook = DropFrozenTeacherHook()
     torch.manual_seed(0)
-    saved = build(demo_distill_cfg(teacher_ckpt))
+    saved = build_model(model_cfg)
     ckpt = checkpoint_of(saved)
     hook.before_save_checkpoint(fake_runner(saved), ckpt)
     torch.manual_seed(1)
-    fresh = build(demo_distill_cfg(teacher_ckpt))
+    fresh = build_model(model_cfg)
     assert 'missing' in mismatch_report(fresh, ckpt['state_dict'])
     hook.after_load_checkpoint(fake_runner(fresh), ckpt)
     assert mismatch_report(fresh, ckpt['state_dict']) is None
@@ -120,15 +96,17 @@ def test_load_puts_the_teacher_back_for_a_strict_load(teacher_ckpt):
         assert torch.equal(fresh.state_dict()[key], value), key
 
 
-def test_another_teacher_is_refused_unless_allowed(teacher_ckpt):
+def test_another_teacher_is_refused_unless_allowed(
+        random_teacher_ckpt, demo_distill_cfg, build_model):
+    teacher_ckpt = random_teacher_ckpt
     torch.manual_seed(0)
-    saved = build(demo_distill_cfg(teacher_ckpt))
+    saved = build_model(demo_distill_cfg(teacher_ckpt=teacher_ckpt))
     ckpt = checkpoint_of(saved)
     DropFrozenTeacherHook().before_save_checkpoint(
-        fake_runner(saved, demo_distill_cfg(teacher_ckpt)), ckpt)
+        fake_runner(saved, demo_distill_cfg(teacher_ckpt=teacher_ckpt)), ckpt)
     torch.manual_seed(1)
-    random_teacher = build(demo_distill_cfg(None))
-    runner = fake_runner(random_teacher, demo_distill_cfg(None))
+    random_teacher = build_model(demo_distill_cfg(teacher_ckpt=None))
+    runner = fake_runner(random_teacher, demo_distill_cfg(teacher_ckpt=None))
     with pytest.raises(CheckpointError,
                        match=rf"teacher_ckpt='{teacher_ckpt}'.*"
                        r'teacher_ckpt=None.*verify_teacher=False'):
@@ -138,8 +116,9 @@ def test_another_teacher_is_refused_unless_allowed(teacher_ckpt):
     assert mismatch_report(random_teacher, ckpt['state_dict']) is None
 
 
-def test_evaluation_stops_fingerprint_checks_only():
-    vkd, student = Config.fromfile(VKD), Config.fromfile(STUDENT)
+def test_evaluation_stops_fingerprint_checks_only(repo):
+    VKD = repo.vkd_demo
+    vkd, student = Config.fromfile(VKD), Config.fromfile(repo.student_demo)
     evaluation_teacher_hook(vkd)
     evaluation_teacher_hook(student)
     hooks = {h['type']: h for h in vkd.custom_hooks}
@@ -151,11 +130,11 @@ def test_evaluation_stops_fingerprint_checks_only():
 
 
 # --- through MMEngine's Runner ----------------------------------------------
-def distill_runner(work_dir, teacher_ckpt, seed, max_iters=2, **kwargs):
+def distill_runner(work_dir, model, seed, max_iters=2, **kwargs):
+    """A Runner training the distiller of config dict ``model``."""
     data = make_det_batch(4, (96, 96), seed=0)
     items = [dict(inputs=i, data_samples=s)
              for i, s in zip(data['inputs'], data['data_samples'])]
-    model = demo_distill_cfg(teacher_ckpt)
     return Runner(
         model=model, work_dir=str(work_dir), cfg=dict(model=model),
         experiment_name=f'hook_{seed}',
@@ -188,8 +167,10 @@ def assert_same(a, b, where=''):
 
 
 def test_runner_saves_without_teacher_and_resumes_exactly(
-        teacher_ckpt, tmp_path):
-    runner = distill_runner(tmp_path / 'a', teacher_ckpt, seed=0)
+        random_teacher_ckpt, demo_distill_cfg, tmp_path):
+    teacher_ckpt = random_teacher_ckpt
+    model_cfg = demo_distill_cfg(teacher_ckpt=teacher_ckpt)
+    runner = distill_runner(tmp_path / 'a', model_cfg, seed=0)
     runner.train()
     model_state = {k: v.clone() for k, v in runner.model.state_dict().items()}
     optim_state = copy.deepcopy(runner.optim_wrapper.state_dict())
@@ -203,19 +184,16 @@ def test_runner_saves_without_teacher_and_resumes_exactly(
     assert any(k.startswith('distiller.connectors.') for k in saved)
     assert checkpoint['meta']['teacher_dropped']['teacher_ckpt'] == \
         teacher_ckpt
-    # The same checkpoint with its teacher, as MMEngine alone would write it.
-    full = dict(checkpoint, state_dict=dict(
-        saved, **{f'teacher.{k}': v for k, v in
-                  runner.model.teacher.state_dict().items()}))
-    full_path = str(tmp_path / 'with_teacher.pth')
-    torch.save(full, full_path)
-    ratio = os.path.getsize(path) / os.path.getsize(full_path)
-    print(f'demo checkpoint: {os.path.getsize(path)} B without the teacher, '
-          f'{os.path.getsize(full_path)} B with it (ratio {ratio:.3f})')
-    assert ratio < 0.8
+    # Exactly the teacher went: every teacher key, and nothing else.
+    teacher_keys = [k for k in model_state if k.startswith('teacher.')]
+    assert len(teacher_keys) == len(runner.model.teacher.state_dict()) > 0
+    for key in model_state:
+        assert key.startswith('teacher.') or key in saved, key
+    assert checkpoint['meta']['teacher_dropped']['num_keys'] == \
+        len(teacher_keys)
 
     # Another seed: a different student and projectors until resumed.
-    resumed = distill_runner(tmp_path / 'b', teacher_ckpt, seed=1)
+    resumed = distill_runner(tmp_path / 'b', model_cfg, seed=1)
     projector = next(k for k in model_state if k.startswith(
         'distiller.connectors.') and k.endswith('weight.original'))
     assert not torch.equal(resumed.model.state_dict()[projector],
@@ -228,13 +206,14 @@ def test_runner_saves_without_teacher_and_resumes_exactly(
 
 # --- how much smaller --------------------------------------------------------
 @pytest.mark.parametrize('name', ['demo', 'retinanet_r50_r18'])
-def test_size_reduction(name, tmp_path):
+def test_size_reduction(name, tmp_path, demo_distill_cfg, build_model,
+                        mmdet_model_cfg):
     """Checkpoint size with and without the teacher, optimizer state (SGD
     momentum, the student's and projectors' size) included. ``pytest -s``
     prints the numbers."""
     torch.manual_seed(0)
-    algo = build(demo_distill_cfg() if name == 'demo' else
-                 r50_r18_distill_cfg())
+    algo = build_model(demo_distill_cfg() if name == 'demo' else
+                       r50_r18_distill_cfg(mmdet_model_cfg))
     params = [p for p in algo.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
     for p in params:

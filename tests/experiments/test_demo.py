@@ -3,14 +3,10 @@ tables the demo and the comparison print."""
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-import torch
 from mmengine.config import Config
-from mmengine.registry import MODELS, DefaultScope
 
 from mmkd.data import ensure_dataset
 from mmkd.experiments.demo import (
@@ -19,9 +15,6 @@ from mmkd.experiments.demo import (
     last_scalars,
     loss_history,
 )
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO = osp.join(ROOT, 'configs', 'demo')
 
 
 def _write_scalars(run_dir, rows):
@@ -67,30 +60,23 @@ def tiny_data(tmp_path_factory):
     return ensure_dataset(root, num_train=16, num_val=8, seed=3)
 
 
-def _train(config, work_dir, data_root, extra=(), check=True):
-    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
-           '--work-dir', work_dir, '--cfg-options'] + data_options(
-               data_root) + [
-                   'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
-                   'train_dataloader.batch_size=4',
-                   'default_hooks.logger.interval=1'] + list(extra)
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                          check=False, timeout=600)
+def _train(train_tool, config, work_dir, data_root, extra=()):
+    return train_tool(config, work_dir, cfg_options=data_options(
+        data_root) + ['train_cfg.max_iters=4', 'train_cfg.val_interval=4',
+                      'train_dataloader.batch_size=4',
+                      'default_hooks.logger.interval=1'] + list(extra))
 
 
 @pytest.mark.slow
-def test_vkd_training_through_tools_train(tiny_data, tmp_path):
+def test_vkd_training_through_tools_train(tiny_data, tmp_path, repo,
+                                          train_tool, random_teacher_ckpt):
     # A teacher checkpoint of the demo teacher architecture (random weights).
-    cfg = Config.fromfile(osp.join(DEMO, 'retinanet_teacher_shapes.py'))
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        teacher = MODELS.build(cfg.model)
-    teacher_ckpt = str(tmp_path / 'teacher.pth')
-    torch.save({'state_dict': teacher.state_dict()}, teacher_ckpt)
+    teacher_ckpt = random_teacher_ckpt
     work_dir = str(tmp_path / 'vkd')
-    proc = _train(osp.join(DEMO, 'vkd_retinanet_shapes.py'), work_dir,
-                  tiny_data, [f'model.teacher_ckpt={teacher_ckpt}',
-                              # untrained: keep every box so COCO mAP exists
-                              'model.architecture.test_cfg.score_thr=0.0'])
+    proc = _train(train_tool, repo.vkd_demo, work_dir, tiny_data,
+                  [f'model.teacher_ckpt={teacher_ckpt}',
+                   # untrained: keep every box so COCO mAP exists
+                   'model.architecture.test_cfg.score_thr=0.0'])
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert 'eta:' in log  # progress with ETA
@@ -103,11 +89,10 @@ def test_vkd_training_through_tools_train(tiny_data, tmp_path):
     assert osp.isfile(osp.join(work_dir, 'iter_4.pth'))
 
 
-def test_missing_data_stops_before_runner(tmp_path):
+def test_missing_data_stops_before_runner(tmp_path, repo, train_tool):
     missing = str(tmp_path / 'nowhere')
     work_dir = str(tmp_path / 'wd')
-    proc = _train(osp.join(DEMO, 'retinanet_student_shapes.py'), work_dir,
-                  missing)
+    proc = _train(train_tool, repo.student_demo, work_dir, missing)
     assert proc.returncode != 0
     err = proc.stderr
     assert 'the dataset is not on disk' in err
@@ -116,9 +101,9 @@ def test_missing_data_stops_before_runner(tmp_path):
     assert not osp.exists(work_dir)  # stopped before the runner was built
 
 
-def test_preflight_checks_evaluator_annotations(tiny_data, tmp_path):
+def test_preflight_checks_evaluator_annotations(tiny_data, tmp_path, repo):
     from mmkd.preflight import PreflightError, preflight
-    cfg = Config.fromfile(osp.join(DEMO, 'retinanet_student_shapes.py'))
+    cfg = Config.fromfile(repo.student_demo)
     cfg.merge_from_dict(dict(
         kv.split('=', 1) for kv in data_options(tiny_data)))
     preflight(cfg)  # everything present

@@ -24,9 +24,6 @@ from mmkd.data import ensure_dataset
 
 pytestmark = pytest.mark.slow
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-STUDENT = osp.join(ROOT, 'configs', 'demo', 'retinanet_student_shapes.py')
-VKD = osp.join(ROOT, 'configs', 'demo', 'vkd_retinanet_shapes.py')
 MAX_ITERS = 4
 
 
@@ -47,19 +44,19 @@ def small_run_options(data_root: str, loaders=('train', 'val')) -> list:
         f'{evaluator}.ann_file={data_root}/annotations/instances_val.json']
 
 
-def launch(script: str, args: list, timeout: int = 240):
+def launch(repo, script: str, args: list, timeout: int = 240):
     env = dict(os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1',
                CUDA_VISIBLE_DEVICES='')
-    proc = subprocess.run(['bash', osp.join(ROOT, 'tools', script)] + args,
-                          cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(['bash', osp.join(repo.tools, script)] + args,
+                          cwd=repo.root, env=env, capture_output=True,
+                          text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return proc
 
 
-def dist_train(config, work_dir, data_root, extra=()):
+def dist_train(repo, config, work_dir, data_root, extra=()):
     # log_level=DEBUG: MMEngine then writes one log file per rank.
-    return launch('dist_train.sh', [
+    return launch(repo, 'dist_train.sh', [
         config, '2', '--work-dir', work_dir, '--cfg-options',
         f'train_cfg.max_iters={MAX_ITERS}',
         f'train_cfg.val_interval={MAX_ITERS}',
@@ -86,13 +83,13 @@ def data_root(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def student_run(data_root, tmp_path_factory):
+def student_run(data_root, tmp_path_factory, repo):
     work_dir = str(tmp_path_factory.mktemp('dist_student'))
-    dist_train(STUDENT, work_dir, data_root)
+    dist_train(repo, repo.student_demo, work_dir, data_root)
     return work_dir
 
 
-def test_two_process_training_on_cpu(student_run):
+def test_two_process_training_on_cpu(student_run, repo):
     work_dir = student_run
     ckpt_path = osp.join(work_dir, f'iter_{MAX_ITERS}.pth')
     assert osp.isfile(ckpt_path)
@@ -101,7 +98,7 @@ def test_two_process_training_on_cpu(student_run):
     from mmdet.registry import MODELS
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmdet'):
-        model = MODELS.build(Config.fromfile(STUDENT).model)
+        model = MODELS.build(Config.fromfile(repo.student_demo).model)
     assert mismatch_report(model, checkpoint['state_dict']) is None
 
     logs = sorted(glob.glob(osp.join(work_dir, '*', '*_rank*.log')))
@@ -119,9 +116,9 @@ def test_two_process_training_on_cpu(student_run):
     assert scalar(line0, 'loss') != scalar(line1, 'loss')
 
 
-def test_two_process_testing_on_cpu(student_run, data_root, tmp_path):
-    proc = launch('dist_test.sh', [
-        STUDENT, osp.join(student_run, f'iter_{MAX_ITERS}.pth'), '2',
+def test_two_process_testing_on_cpu(student_run, data_root, tmp_path, repo):
+    proc = launch(repo, 'dist_test.sh', [
+        repo.student_demo, osp.join(student_run, f'iter_{MAX_ITERS}.pth'), '2',
         '--work-dir', str(tmp_path), '--cfg-options',
         *small_run_options(data_root, loaders=('test', ))])
     # 4 iterations give no detection above the score threshold, so no mAP:
@@ -130,8 +127,10 @@ def test_two_process_testing_on_cpu(student_run, data_root, tmp_path):
     assert re.search(r'Iter\(test\) \[1/1\]', proc.stdout)
 
 
-def test_distiller_checkpoint_without_teacher_under_ddp(data_root, tmp_path):
-    dist_train(VKD, str(tmp_path), data_root,
+def test_distiller_checkpoint_without_teacher_under_ddp(data_root, tmp_path,
+                                                         repo):
+    VKD = repo.vkd_demo
+    dist_train(repo, VKD, str(tmp_path), data_root,
                extra=['model.teacher_ckpt=None'])
     checkpoint = read_checkpoint(str(tmp_path / f'iter_{MAX_ITERS}.pth'))
     state = checkpoint['state_dict']
@@ -142,9 +141,9 @@ def test_distiller_checkpoint_without_teacher_under_ddp(data_root, tmp_path):
     # A Runner's checkpoint (message hub included) exports in a fresh process.
     out = str(tmp_path / 'student.pth')
     subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'export_student.py'), VKD,
+        [sys.executable, osp.join(repo.tools, 'export_student.py'), VKD,
          str(tmp_path / f'iter_{MAX_ITERS}.pth'), out],
-        cwd=ROOT, check=True, capture_output=True, timeout=120)
+        cwd=repo.root, check=True, capture_output=True, timeout=120)
     exported = read_checkpoint(out)['state_dict']
     assert exported.keys() == {k[len('architecture.'):] for k in state
                                if k.startswith('architecture.')}
@@ -158,7 +157,8 @@ def test_cpu_distributed_needs_torchrun(monkeypatch):
     setup_cpu_distributed(Config(dict(launcher='none')))  # nothing to do
 
 
-def test_slurm_script_builds_the_srun_command(tmp_path):
+def test_slurm_script_builds_the_srun_command(tmp_path, repo):
+    ROOT, VKD = repo.root, repo.vkd_demo
     fake = tmp_path / 'srun'
     fake.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > '
                     f'{tmp_path}/argv\n')
@@ -181,7 +181,8 @@ def test_slurm_script_builds_the_srun_command(tmp_path):
         '--launcher=slurm', '--amp', '--cfg-options', 'a=1']
 
 
-def test_two_processes_follow_the_one_process_trajectory(tmp_path):
+def test_two_processes_follow_the_one_process_trajectory(tmp_path, repo,
+                                                          train_tool):
     """2 gloo processes x 2 samples == 1 process x 4 samples, step by step
     (weights after every iteration), for a loss that is a batch mean."""
     from mmkd.checkpoint import read_checkpoint
@@ -202,17 +203,15 @@ def test_two_processes_follow_the_one_process_trajectory(tmp_path):
         'interval=1, by_epoch=False))\n'
         "randomness = dict(seed=3)\n"
         "env_cfg = dict(dist_cfg=dict(backend='gloo'))\n")
-    env = dict(os.environ, PYTHONPATH=osp.dirname(osp.abspath(__file__)),
+    # toymodel.py lives in tests/.
+    env = dict(os.environ, PYTHONPATH=repo.tests,
                OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-    one = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'train.py'), str(cfg),
-         '--work-dir', str(tmp_path / 'one')], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=600)
+    one = train_tool(cfg, tmp_path / 'one', env=env)
     assert one.returncode == 0, one.stderr[-3000:]
     two = subprocess.run(
-        ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), str(cfg), '2',
+        ['bash', osp.join(repo.tools, 'dist_train.sh'), str(cfg), '2',
          '--work-dir', str(tmp_path / 'two'), '--cfg-options',
-         'train_dataloader.batch_size=2'], cwd=ROOT,
+         'train_dataloader.batch_size=2'], cwd=repo.root,
         env=dict(env, PORT=str(free_port())),
         capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]

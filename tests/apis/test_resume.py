@@ -3,42 +3,28 @@ uninterrupted run ends; a checkpoint write that dies leaves the previous
 checkpoint intact."""
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import MODELS, DefaultScope
 
 from mmkd.checkpoint import read_checkpoint
 from mmkd.data import ensure_dataset
 from mmkd.experiments.demo import data_options
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-VKD = osp.join(ROOT, 'configs', 'demo', 'vkd_retinanet_shapes.py')
-
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, random_teacher_ckpt):
     tmp = tmp_path_factory.mktemp('resume')
     data = ensure_dataset(str(tmp / 'data'), num_train=24, num_val=4, seed=5)
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'demo',
-                                   'retinanet_teacher_shapes.py'))
-    torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        teacher = MODELS.build(cfg.model)
-    ckpt = str(tmp / 'teacher.pth')
-    torch.save({'state_dict': teacher.state_dict()}, ckpt)
-    return tmp, data, ckpt
+    return tmp, data, random_teacher_ckpt
 
 
-def _config(tmp, kill_at=None):
+def _config(tmp, vkd, kill_at=None):
     path = str(tmp / f'vkd_kill{kill_at}.py')
     # A user's config on top of an mmkd config: it extends the base's
     # custom_imports and custom_hooks (mmkd, the loss guard, the teacher
     # hook) instead of replacing them.
-    lines = [f'_base_ = [{VKD!r}]',
+    lines = [f'_base_ = [{vkd!r}]',
              "custom_imports = dict(imports=['mmkd', 'killhook'], "
              'allow_failed_imports=False)']
     if kill_at:
@@ -49,41 +35,44 @@ def _config(tmp, kill_at=None):
     return path
 
 
-def _train(config, work_dir, data, teacher, resume=False, seed=None):
-    cmd = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config,
-           '--work-dir', work_dir]
-    if resume:
-        cmd.append('--resume')
-    cmd += ['--cfg-options'] + data_options(data) + [
+def _train(train_tool, repo, config, work_dir, data, teacher, resume=False,
+           seed=None):
+    options = data_options(data) + [
         f'model.teacher_ckpt={teacher}', 'train_cfg.max_iters=6',
         'train_cfg.val_interval=100', 'train_dataloader.batch_size=4',
         'default_hooks.checkpoint.interval=3',
         'param_scheduler.0.end=4', 'param_scheduler.1.begin=4',
         'param_scheduler.1.end=6', 'param_scheduler.1.T_max=2']
     if seed is not None:
-        cmd.append(f'randomness.seed={seed}')
-    env = dict(os.environ, PYTHONPATH=osp.dirname(osp.abspath(__file__)))
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
+        options.append(f'randomness.seed={seed}')
+    # killhook.py lives in tests/.
+    env = dict(os.environ, PYTHONPATH=repo.tests)
+    return train_tool(config, work_dir, cfg_options=options,
+                      args=['--resume'] if resume else [], env=env,
+                      timeout=900)
 
 
-def test_killed_run_resumes_to_identical_weights(setup):
+def test_killed_run_resumes_to_identical_weights(setup, repo, train_tool):
     """The demo config leaves ``randomness.seed`` unset, as MMDetection's
     configs do: the run draws a seed, and ``--resume`` must continue with it
     (the images in the same order), not with a new one."""
     tmp, data, teacher = setup
     work = str(tmp / 'killed')
-    killed = _train(_config(tmp, kill_at=5), work, data, teacher)
+    run = (train_tool, repo)
+    killed = _train(*run, _config(tmp, repo.vkd_demo, kill_at=5), work, data,
+                    teacher)
     assert killed.returncode == 3, killed.stderr[-3000:]
     assert osp.isfile(osp.join(work, 'iter_3.pth'))
     assert not osp.exists(osp.join(work, 'iter_6.pth'))
     seed = read_checkpoint(osp.join(work, 'iter_3.pth'))['meta']['seed']
 
     # The same run, uninterrupted, with the seed it drew.
-    full = _train(_config(tmp), str(tmp / 'full'), data, teacher, seed=seed)
+    full = _train(*run, _config(tmp, repo.vkd_demo), str(tmp / 'full'), data,
+                  teacher, seed=seed)
     assert full.returncode == 0, full.stderr[-3000:]
 
-    resumed = _train(_config(tmp), work, data, teacher, resume=True)
+    resumed = _train(*run, _config(tmp, repo.vkd_demo), work, data, teacher,
+                     resume=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'resumed' in (resumed.stdout + resumed.stderr).lower()
 
