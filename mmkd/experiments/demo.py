@@ -27,7 +27,18 @@ DEMO_METHODS = dict(student='retinanet_student_shapes.py',
                     srd='srd_retinanet_shapes.py',
                     pkd='pkd_retinanet_shapes.py',
                     cwd='cwd_retinanet_shapes.py',
-                    mgd='mgd_retinanet_shapes.py')
+                    mgd='mgd_retinanet_shapes.py',
+                    # docs/beyond_retinanet.md: a narrower student (32-ch
+                    # FPN) and a PVTv2-b0 student, each against the demo
+                    # teacher. The *_student runs are students alone (no
+                    # teacher_ckpt: see that page for how they were run).
+                    narrow_student='narrow/narrow_student_shapes.py',
+                    narrow_ortho='narrow/narrow_ortho_shapes.py',
+                    narrow_linear='narrow/narrow_linear_shapes.py',
+                    hetero_student='hetero/hetero_student_shapes.py',
+                    hetero_ortho='hetero/hetero_ortho_shapes.py',
+                    hetero_linear='hetero/hetero_linear_shapes.py',
+                    hetero_none='hetero/hetero_none_shapes.py')
 
 
 def scalars_file(work_dir: str) -> str:
@@ -206,7 +217,8 @@ def median_step_time(work_dir: str) -> float:
 
 def train_method(method: str, run_dir: str, teacher_ckpt: str,
                  data_opts: List[str], seed: int) -> dict:
-    extra = [] if method == 'student' else [
+    # A student-alone config has no teacher to point at.
+    extra = [] if method.endswith('student') else [
         f'model.teacher_ckpt={teacher_ckpt}']
     secs = run_train(osp.join(DEMO_CONFIGS, DEMO_METHODS[method]), run_dir,
                      data_opts + extra, seed)

@@ -58,3 +58,27 @@ teacher = _retinanet(depth=18, base_channels=32, fpn_channels=64,
                      head_convs=2)
 student = _retinanet(depth=18, base_channels=16, fpn_channels=64,
                      head_convs=2)
+
+
+# "Beyond RetinaNet" (docs/beyond_retinanet.md): two more students against
+# the same `teacher`, for configs/demo/narrow/ and configs/demo/hetero/.
+def _pvt_retinanet(fpn_channels, head_convs):
+    """The demo RetinaNet with mmdet's PVTv2-b0 backbone (a transformer;
+    strides 4, 8, 16, 32 like the ResNet's, out channels 32, 64, 160, 256):
+    same FPN (start_level=1, P3-P7) and head as the ResNet detectors."""
+    model = _retinanet(depth=18, base_channels=16,
+                       fpn_channels=fpn_channels, head_convs=head_convs)
+    model['backbone'] = dict(
+        type='PyramidVisionTransformerV2', embed_dims=32,
+        num_layers=[2, 2, 2, 2], init_cfg=None)
+    model['neck']['in_channels'] = [32, 64, 160, 256]
+    return model
+
+
+# Narrower: the demo student with a 32-channel FPN (half the teacher's 64,
+# like RTMDet-s 128 against RTMDet-l 256).
+narrow_student = _retinanet(depth=18, base_channels=16, fpn_channels=32,
+                            head_convs=2)
+# Heterogeneous: a transformer backbone against the ResNet teacher, the same
+# 64-channel FPN as the teacher's.
+hetero_student = _pvt_retinanet(fpn_channels=64, head_convs=2)

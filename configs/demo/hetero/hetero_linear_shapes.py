@@ -1,0 +1,4 @@
+# Hetero cell, VkD's loss after a free linear 64->64 projector
+# (ProjectorConnector orthogonal=False, SRD's projector).
+_base_ = ['./hetero_ortho_shapes.py']
+model = dict(distiller=dict(connector=dict(orthogonal=False)))
