@@ -43,7 +43,9 @@ class ProjectorConnector(BaseConnector):
             tools/benchmark.py --maps``: 64x64 ``W`` 1.0 ms against 2.7 ms
             for matrix_exp and 6.8 ms for householder; 256x256 3.5 ms
             against 30 and 52 ms). PyTorch's own default is matrix_exp for
-            a square ``W``, householder otherwise. Defaults to None.
+            a square ``W``, householder otherwise. householder also trained
+            much worse on the built-in data (VkD no better than the student
+            alone, 2 seeds; docs/beyond_retinanet.md). Defaults to None.
         init (str): ``'random'`` (an orthogonal ``W`` starts at a random
             orthogonal matrix, a linear one at ``nn.Linear``'s init) or
             ``'identity'`` (``W`` starts at the ``out x in`` identity, the
