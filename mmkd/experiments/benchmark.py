@@ -9,6 +9,7 @@ warm-up; medians are reported.
 import copy
 import statistics
 import time
+from functools import lru_cache
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -40,60 +41,41 @@ METHODS = ('student', 'teacher_fwd') + tuple(RECIPES) + (
     'teacher_fwd_bf16', 'vkd_bf16', 'srd_bf16')
 
 
-def _mmdet_model(cfg_path: str) -> ConfigDict:
-    from mmengine.hub import get_config
-    model = copy.deepcopy(get_config(cfg_path).model)
-    model.backbone.init_cfg = None
-    model._scope_ = 'mmdet'
-    return model
-
-
-# Settings whose pair is read from an mmkd COCO config (the pair stated
-# once, in configs/_base_/coco/): the RTMDet and GFL pairs.
-CONFIG_SETTINGS = {
+# Every setting's pair (detectors, levels, channels) as an mmkd config states
+# it once (configs/_base_/coco/, configs/demo/_base_/pair.py).
+SETTINGS = {
+    'demo': 'mmkd::demo/vkd_retinanet_shapes.py',
+    'retinanet_r50_r18': 'mmkd::vkd/vkd_retinanet_r50_r18_coco.py',
+    'faster-rcnn_r101_r50': 'mmkd::vkd/vkd_faster-rcnn_r101_r50_2x_coco.py',
     'rtmdet_l_s': 'mmkd::vkd/vkd_rtmdet_l_s_coco.py',
     'gfl_r101_r50': 'mmkd::vkd/vkd_gfl_r101_r50_coco.py',
 }
 
 
-def _config_pair(setting: str):
-    model = Config.fromfile(CONFIG_SETTINGS[setting]).model
+@lru_cache(maxsize=None)
+def _setting_model(setting: str) -> ConfigDict:
+    """The distiller config of a setting, parsed once, without downloads
+    (no ImageNet init). Callers get copies."""
+    if setting not in SETTINGS:
+        raise ValueError(f'benchmark setting {setting!r}: choose one of '
+                         f'{sorted(SETTINGS)}')
+    model = Config.fromfile(SETTINGS[setting]).model
     for detector in (model.architecture, model.teacher):
-        detector.backbone.init_cfg = None  # nothing to download
+        detector.backbone.init_cfg = None
     return model
 
 
 def setting_levels(setting: str) -> Tuple[int, ...]:
     """The neck levels a setting distils (every level of its neck)."""
-    if setting in CONFIG_SETTINGS:
-        return tuple(_config_pair(setting).distiller.levels)
-    return (0, 1, 2, 3, 4)
+    return tuple(_setting_model(setting).distiller.levels)
 
 
 def setting_models(setting: str) -> Tuple[dict, dict, int, int]:
     """(student cfg, teacher cfg, student channels, teacher channels)."""
-    if setting in CONFIG_SETTINGS:
-        model = _config_pair(setting)
-        d = model.distiller
-        return (model.architecture, model.teacher, d.student_channels,
-                d.teacher_channels)
-    if setting == 'demo':
-        model = Config.fromfile('mmkd::demo/vkd_retinanet_shapes.py').model
-        d = model.distiller
-        return (model.architecture, model.teacher, d.student_channels,
-                d.teacher_channels)
-    pairs = {
-        'retinanet_r50_r18': ('retinanet/retinanet_r18_fpn_1x_coco.py',
-                              'retinanet/retinanet_r50_fpn_1x_coco.py'),
-        'faster-rcnn_r101_r50': ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
-                                 'faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py'),
-    }
-    if setting not in pairs:
-        raise ValueError(f'benchmark setting {setting!r}: choose demo or one '
-                         f'of {sorted(pairs) + sorted(CONFIG_SETTINGS)}')
-    student, teacher = pairs[setting]
-    return (_mmdet_model(f'mmdet::{student}'),
-            _mmdet_model(f'mmdet::{teacher}'), 256, 256)
+    model = copy.deepcopy(_setting_model(setting))
+    d = model.distiller
+    return (model.architecture, model.teacher, d.student_channels,
+            d.teacher_channels)
 
 
 def build_method(method: str, student: dict, teacher: dict, c_s: int,
@@ -208,6 +190,7 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
                                      else 'cpu'))
     torch.manual_seed(0)
     student, teacher, c_s, c_t = setting_models(setting)
+    levels = setting_levels(setting)
     raw = make_det_batch(batch_size, size, seed=0)
     steps, models = {}, {}
     if c_s != c_t:
@@ -221,7 +204,7 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
                 continue
         model = build_method(method, student, teacher, c_s, c_t,
                              teacher_dtype, fbkd_levels,
-                             levels=setting_levels(setting)).to(device)
+                             levels=levels).to(device)
         data = model.data_preprocessor(copy.deepcopy(raw), True)
         models[method] = model
         steps[method] = make_step(method, model, data)
