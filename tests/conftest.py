@@ -173,6 +173,40 @@ def payload_ckpt(tmp_path):
     return path, marker
 
 
+# --- model configs without downloads -----------------------------------------
+def _disable_pretrained(cfg) -> None:
+    """Set every ``init_cfg`` that loads weights (type 'Pretrained') to None,
+    in place, at any depth of a model config."""
+    if isinstance(cfg, dict):
+        init = cfg.get('init_cfg')
+        inits = init if isinstance(init, (list, tuple)) else [init]
+        if any(isinstance(i, dict) and i.get('type') == 'Pretrained'
+               for i in inits):
+            cfg['init_cfg'] = None
+        for value in cfg.values():
+            _disable_pretrained(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            _disable_pretrained(value)
+
+
+def _offline_model_cfg(model_cfg):
+    """A copy of a model config that builds without reading or downloading
+    weights: no 'Pretrained' init at any depth, no ``teacher_ckpt``."""
+    model = copy.deepcopy(model_cfg)  # the caller's config stays untouched
+    _disable_pretrained(model)
+    if 'teacher_ckpt' in model:
+        model.teacher_ckpt = None
+    assert '://' not in str(model), f'a URL is left in {model}'
+    return model
+
+
+@pytest.fixture(scope='session')
+def offline_model_cfg():
+    """``offline_model_cfg(cfg.model)``: a copy that builds offline."""
+    return _offline_model_cfg
+
+
 # --- mmdet models from mmdet's own configs, offline --------------------------
 def _mmdet_model_cfg(cfg_path: str, num_classes: int = NUM_CLASSES):
     """``model`` of an mmdet config ('mmdet::...'), offline-buildable from

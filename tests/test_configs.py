@@ -1,7 +1,6 @@
 """Every config under configs/ loads and its model builds on the CPU without a
 download; the COCO configs take their teacher, student, data and schedule
 from MMDetection's own configs and model zoo."""
-import copy
 import glob
 import os.path as osp
 import re
@@ -11,7 +10,7 @@ from typing import Dict, Tuple
 import mmdet
 import pytest
 import yaml
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.registry import MODELS, DefaultScope
 from torch.nn.utils import parametrize
@@ -88,37 +87,6 @@ def _load(path: str) -> Config:
     return Config.fromfile(path)
 
 
-def disable_pretrained(cfg) -> None:
-    """Set every ``init_cfg`` that loads weights (type 'Pretrained') to None,
-    in place, at any depth of a model config."""
-    if isinstance(cfg, dict):
-        init = cfg.get('init_cfg')
-        inits = init if isinstance(init, (list, tuple)) else [init]
-        if any(isinstance(i, dict) and i.get('type') == 'Pretrained'
-               for i in inits):
-            cfg['init_cfg'] = None
-        for value in cfg.values():
-            disable_pretrained(value)
-    elif isinstance(cfg, (list, tuple)):
-        for value in cfg:
-            disable_pretrained(value)
-
-
-def offline_model_cfg(cfg: Config) -> ConfigDict:
-    """``cfg.model`` that builds without reading or downloading weights."""
-    model = copy.deepcopy(cfg.model)  # the cached Config stays untouched
-    disable_pretrained(model)
-    if 'teacher_ckpt' in model:
-        model.teacher_ckpt = None
-    assert '://' not in str(model), f'a URL is left in {model}'
-    return model
-
-
-def build(cfg: Config):
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        return MODELS.build(offline_model_cfg(cfg))
-
-
 def plain(cfg, drop=('_scope_', )):
     """A config as plain Python values, without the given keys at any depth
     (MMEngine adds ``_scope_`` to what a config inherits from mmdet)."""
@@ -165,9 +133,10 @@ def test_configs_are_found():
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)
-def test_model_builds_offline(path):
+def test_model_builds_offline(path, offline_model_cfg):
     cfg = _load(path)
-    model = build(cfg)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(offline_model_cfg(cfg.model))
     assert type(model).__name__ == cfg.model.type
     if 'distiller' not in cfg.model:
         assert cfg.model.get('_scope_', 'mmdet') == 'mmdet'
@@ -335,9 +304,9 @@ def test_readme_model_zoo_lists_every_coco_config():
         assert f'| `configs/{_name(path)}` |' in doc, path
 
 
-def test_offline_model_cfg_leaves_no_download():
+def test_offline_model_cfg_leaves_no_download(offline_model_cfg):
     cfg = _load(osp.join(CONFIG_DIR, 'vkd', 'vkd_retinanet_r50_r18_coco.py'))
-    model = offline_model_cfg(cfg)
+    model = offline_model_cfg(cfg.model)
     assert model.architecture.backbone.init_cfg is None
     assert model.teacher_ckpt is None
     # The loaded config itself is unchanged.

@@ -23,20 +23,15 @@ CONFIGS = sorted(
 NUM_CLASSES = 5
 
 
-def _offline(model_cfg: dict) -> dict:
-    """No download: no ImageNet init, no teacher checkpoint, 5 classes."""
-    model = copy.deepcopy(model_cfg)
-    model.teacher_ckpt = None
-    for detector in (model.architecture, model.teacher):
-        detector.backbone.init_cfg = None
-        detector.bbox_head.num_classes = NUM_CLASSES
-    return model
-
-
-def _build(path: str):
+def _build(path: str, offline_model_cfg):
+    """The config's distiller with no download (no ImageNet init, no
+    teacher checkpoint) and 5 classes."""
     cfg = Config.fromfile(path)
+    model = offline_model_cfg(cfg.model)
+    for detector in (model.architecture, model.teacher):
+        detector.bbox_head.num_classes = NUM_CLASSES
     with DefaultScope.overwrite_default_scope('mmdet'):
-        algo = MODELS.build(_offline(cfg.model))
+        algo = MODELS.build(model)
     algo.init_weights()
     # One process on a CPU: SyncBN as BN, as MMEngine's runner does.
     return cfg, revert_sync_batchnorm(algo)
@@ -51,8 +46,8 @@ def test_both_pairs_have_their_configs():
 
 @pytest.mark.parametrize('path', CONFIGS,
                          ids=lambda p: osp.basename(p)[:-len('_coco.py')])
-def test_trains_two_steps_at_demo_size(path):
-    cfg, algo = _build(path)
+def test_trains_two_steps_at_demo_size(path, offline_model_cfg):
+    cfg, algo = _build(path, offline_model_cfg)
     levels = tuple(cfg.model.distiller.levels)
     torch.manual_seed(0)
     wrapper = OptimWrapper(torch.optim.SGD(
@@ -76,9 +71,10 @@ def test_trains_two_steps_at_demo_size(path):
         assert torch.equal(value, teacher[key]), key
 
 
-def test_rtmdet_distillation_stops_with_the_pipeline_switch():
+def test_rtmdet_distillation_stops_with_the_pipeline_switch(
+        offline_model_cfg):
     path = osp.join(ROOT, 'configs', 'vkd', 'vkd_rtmdet_l_s_coco.py')
-    cfg, algo = _build(path)
+    cfg, algo = _build(path, offline_model_cfg)
     hooks = {h['type']: h for h in cfg.custom_hooks}
     stop = hooks['mmrazor.StopDistillHook']
     assert stop['stop_epoch'] == hooks['PipelineSwitchHook']['switch_epoch']
