@@ -135,10 +135,24 @@ MMKD_TYPES = ('ProjectorConnector', 'OrthoDistillLoss', 'FpnDistiller',
               'DropFrozenTeacherHook', 'AutocastOptimWrapper')
 
 
+def _types(node) -> set:
+    """Every ``type`` value at any depth of a config (scope prefix cut)."""
+    found = set()
+    if isinstance(node, dict):
+        if isinstance(node.get('type'), str):
+            found.add(node['type'].split('.')[-1])
+        for value in node.values():
+            found |= _types(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            found |= _types(value)
+    return found
+
+
 def check_imports(cfg: Config) -> None:
     """A config that uses mmkd's modules must import mmkd itself
     (``custom_imports``), or MMDetection's own tools cannot build it."""
-    used = sorted(t for t in MMKD_TYPES if f"'{t}'" in cfg.pretty_text)
+    used = sorted(_types(cfg.to_dict()) & set(MMKD_TYPES))
     imports = (cfg.get('custom_imports') or {}).get('imports') or []
     if isinstance(imports, str):
         imports = [imports]
