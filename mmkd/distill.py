@@ -84,8 +84,9 @@ def fpn_distiller_cfg(levels: Sequence[int],
                       teacher_source: str = 'neck',
                       loss_args: Tuple[str, str] = ('preds_S', 'preds_T'),
                       name: str = 'fpn',
-                      teacher_levels: Optional[Sequence[int]] = None
-                      ) -> dict:
+                      teacher_levels: Optional[Sequence[int]] = None,
+                      recorder: str = 'ModuleOutputs',
+                      student_record_idx: int = 0) -> dict:
     """Return the ``ConfigurableDistiller`` config for per-level distillation.
 
     Level ``i`` gets connector ``{name}{i}_student`` (if ``connector``; and
@@ -94,7 +95,10 @@ def fpn_distiller_cfg(levels: Sequence[int],
     to the total) and a mapping ``loss_args[0]`` <- student level ``i``
     through the connector, ``loss_args[1]`` <- teacher level
     ``teacher_levels[k]`` where ``levels[k] == i`` (the same ``i`` when
-    ``teacher_levels`` is None).
+    ``teacher_levels`` is None). ``recorder`` is the recorder type on both
+    sources (``DetrEncoderLevels``/``DetrDecoderQueries`` for DETR tokens)
+    and ``student_record_idx`` the student call the losses read (1: DINO's
+    query probe, :class:`mmkd.models.DinoTeacherDistill`).
     """
     levels = _indices('levels', levels)
     teacher_levels = levels if teacher_levels is None else _indices(
@@ -115,6 +119,8 @@ def fpn_distiller_cfg(levels: Sequence[int],
         losses[loss_name] = copy.deepcopy(loss)
         student_record = dict(
             recorder=f'{name}_s', from_student=True, data_idx=level)
+        if student_record_idx:
+            student_record['record_idx'] = student_record_idx
         teacher_record = dict(
             recorder=f'{name}_t', from_student=False, data_idx=t_level)
         if connector is not None:
@@ -129,10 +135,10 @@ def fpn_distiller_cfg(levels: Sequence[int],
     return dict(
         type='ConfigurableDistiller',
         student_recorders={
-            f'{name}_s': dict(type='ModuleOutputs', source=student_source)
+            f'{name}_s': dict(type=recorder, source=student_source)
         },
         teacher_recorders={
-            f'{name}_t': dict(type='ModuleOutputs', source=teacher_source)
+            f'{name}_t': dict(type=recorder, source=teacher_source)
         },
         connectors=connectors,
         distill_losses=losses,
@@ -144,3 +150,78 @@ def build_fpn_distiller(**kwargs):
     """Registry entry: ``dict(type='FpnDistiller', ...)`` builds MMRazor's
     ``ConfigurableDistiller`` from :func:`fpn_distiller_cfg` arguments."""
     return MODELS.build(fpn_distiller_cfg(**kwargs))
+
+
+# DETR terms: (name, recorder type, source module, student record read).
+DETR_TERMS = {
+    'neck': ('ModuleOutputs', 'neck', 0),
+    'encoder': ('DetrEncoderLevels', 'encoder', 0),
+    # Record 1 of the student's decoder is DinoTeacherDistill's probe: the
+    # teacher's queries through the student's decoder (docs/detr.md).
+    'queries': ('DetrDecoderQueries', 'decoder', 1),
+}
+
+
+def detr_distiller_cfg(student_channels: Channels,
+                       teacher_channels: Channels,
+                       loss: dict,
+                       connector: Optional[dict] = None,
+                       neck: Optional[dict] = None,
+                       encoder: Optional[dict] = None,
+                       queries: Optional[dict] = None) -> dict:
+    """``ConfigurableDistiller`` for a DETR-family pair (DINO): one recipe
+    (``connector`` + ``loss``) on up to three groups of terms, each a dict
+    ``levels=...`` (+ ``teacher_levels=...``) or None to leave it out:
+
+    - ``neck``: the neck's maps, one term per level (``loss_neck{i}``);
+    - ``encoder``: the encoder's output tokens of each scale, on the
+      scale's grid (``loss_enc{i}``);
+    - ``queries``: decoder layer outputs of the paired queries, one term per
+      layer (``loss_query{i}``; ``levels`` are decoder layer indices).
+
+    Every term gets its own connector. The algorithm must be
+    :class:`mmkd.models.DinoTeacherDistill` (it runs the teacher as far as
+    the terms need and the probe that pairs the queries).
+    """
+    groups = dict(neck=neck, encoder=encoder, queries=queries)
+    unknown = [k for k, v in groups.items()
+               if v is not None and not isinstance(v, dict)]
+    if unknown or not any(groups.values()):
+        raise ValueError(
+            'DetrDistiller: give at least one of neck=, encoder=, queries= '
+            "as dict(levels=(...), teacher_levels=(...)), e.g. neck=dict("
+            'levels=(0, 1, 2, 3), teacher_levels=(1, 2, 3, 4)); got ' +
+            ', '.join(f'{k}={v!r}' for k, v in groups.items()))
+    merged = None
+    for group, spec in groups.items():
+        if not spec:
+            continue
+        extra = set(spec) - {'levels', 'teacher_levels'}
+        if extra or 'levels' not in spec:
+            raise ValueError(
+                f'DetrDistiller {group}={spec}: expected dict(levels=..., '
+                'teacher_levels=...) (teacher_levels optional)')
+        recorder, source, record_idx = DETR_TERMS[group]
+        part = fpn_distiller_cfg(
+            levels=spec['levels'], teacher_levels=spec.get('teacher_levels'),
+            student_channels=student_channels,
+            teacher_channels=teacher_channels, loss=loss,
+            connector=connector, student_source=source,
+            teacher_source=source, name=dict(encoder='enc',
+                                             queries='query').get(group,
+                                                                  group),
+            recorder=recorder, student_record_idx=record_idx)
+        if merged is None:
+            merged = part
+            continue
+        for key in ('student_recorders', 'teacher_recorders', 'connectors',
+                    'distill_losses', 'loss_forward_mappings'):
+            merged[key].update(part[key])
+    return merged
+
+
+@MODELS.register_module(name='DetrDistiller')
+def build_detr_distiller(**kwargs):
+    """Registry entry: ``dict(type='DetrDistiller', ...)`` builds MMRazor's
+    ``ConfigurableDistiller`` from :func:`detr_distiller_cfg` arguments."""
+    return MODELS.build(detr_distiller_cfg(**kwargs))

@@ -40,6 +40,9 @@ METHODS = {
     'mgd': ('MGDLoss', 'MGDConnector', dict(lambda_mgd=0.65),
             dict(alpha_mgd=0.00002)),
 }
+FPN_METHODS = tuple(METHODS)
+# VkD on a DETR, tokens only: VkD's recipe without the query terms.
+METHODS['vkd-tokens'] = METHODS['vkd']
 # COCO pair -> (teacher, student) mmdet configs and the student's epochs.
 PAIRS = {
     'rtmdet_l_s': ('rtmdet/rtmdet_l_8xb32-300e_coco.py',
@@ -53,17 +56,21 @@ PAIRS = {
     'faster-rcnn_r101_r50_2x': ('faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py',
                                 'faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
                                 24),
+    'dino_swin-l_r50': ('dino/dino-5scale_swin-l_8xb2-12e_coco.py',
+                        'dino/dino-4scale_r50_8xb2-12e_coco.py', 12),
 }
 # The levels each pair distils (RTMDet's neck has 3) and the methods it has.
 PAIR_LEVELS = {'rtmdet_l_s': (0, 1, 2)}
 PAIR_METHODS = {'rtmdet_l_s': ('vkd', 'srd', 'pkd'),
-                'gfl_r101_r50': ('vkd', 'srd', 'pkd')}
+                'gfl_r101_r50': ('vkd', 'srd', 'pkd'),
+                'dino_swin-l_r50': ('vkd', 'vkd-tokens')}
 STUDENTS = {
     'rtmdet_s': PAIRS['rtmdet_l_s'],
     'gfl_r50': PAIRS['gfl_r101_r50'],
     'retinanet_r18': PAIRS['retinanet_r50_r18'],
     'retinanet_r50_2x': PAIRS['retinanet_r101_r50_2x'],
     'faster-rcnn_r50_2x': PAIRS['faster-rcnn_r101_r50_2x'],
+    'dino-4scale_r50': PAIRS['dino_swin-l_r50'],
 }
 DISTILL_NAME = re.compile(r'^(%s)_(.+)_coco\.py$' % '|'.join(METHODS))
 STUDENT_NAME = re.compile(r'^student_(.+)_coco\.py$')
@@ -121,8 +128,8 @@ def test_configs_are_found():
     assert 'demo/vkd_retinanet_shapes.py' in names
     assert 'vkd/vkd_retinanet_r50_r18_coco.py' in names
     # Every method of each COCO pair, and each student alone.
-    want = {f'{m}/{m}_{pair}_coco.py' for pair in PAIRS
-            for m in PAIR_METHODS.get(pair, METHODS)}
+    want = {f"{m.split('-')[0]}/{m}_{pair}_coco.py" for pair in PAIRS
+            for m in PAIR_METHODS.get(pair, FPN_METHODS)}
     want |= {f'student/student_{s}_coco.py' for s in STUDENTS}
     assert {_name(p) for p in COCO_CONFIGS} == want
     for path in COCO_CONFIGS:
@@ -150,6 +157,9 @@ def test_model_builds_offline(path, offline_model_cfg):
     assert type(model.teacher).__name__ == cfg.model.teacher.type
     assert not any(p.requires_grad for p in model.teacher.parameters())
     pair = _pair(path)
+    if cfg.model.distiller.type == 'DetrDistiller':
+        _check_detr_distiller(cfg, model, path)
+        return
     for detector in (cfg.model.architecture, cfg.model.teacher):
         assert detector.neck.get('num_outs', 3) == len(
             PAIR_LEVELS.get(pair, range(5)))
@@ -196,6 +206,43 @@ def test_model_builds_offline(path, offline_model_cfg):
         if connector_type == 'ProjectorConnector':
             assert parametrize.is_parametrized(
                 conn.proj, 'weight') == conn.orthogonal
+
+
+def _check_detr_distiller(cfg, model, path):
+    """A DETR distiller (DinoTeacherDistill): one loss and one connector
+    per configured neck level, encoder scale and decoder layer, the
+    method's recipe on each; the COCO pair's student scales paired with the
+    teacher's of the same stride."""
+    distiller = cfg.model.distiller
+    groups = {'neck': 'neck', 'encoder': 'enc', 'queries': 'query'}
+    want = sorted(f'loss_{short}{level}' for group, short in groups.items()
+                  if distiller.get(group)
+                  for level in distiller[group].levels)
+    assert sorted(model.distiller.distill_losses) == want
+    loss_type, connector_type, connector_opts, loss_opts = METHODS[
+        _method(path)]
+    assert {type(x).__name__ for x in
+            model.distiller.distill_losses.values()} == {loss_type}
+    assert {type(x).__name__ for x in model.distiller.connectors.values()
+            } <= ({connector_type} if connector_type else set())
+    for conn in model.distiller.connectors.values():
+        for key, value in connector_opts.items():
+            assert getattr(conn, key) == value, (key, conn)
+    for loss in model.distiller.distill_losses.values():
+        for key, value in loss_opts.items():
+            assert getattr(loss, key) == value, (key, loss)
+    if _method(path) == 'vkd-tokens':
+        assert not distiller.get('queries')
+    elif _method(path) == 'vkd':
+        assert distiller.queries.levels == tuple(
+            range(cfg.model.architecture.decoder.num_layers))
+    if path in COCO_CONFIGS:
+        # Student strides 8-64 against the teacher's 4-64.
+        assert cfg.model.teacher.num_feature_levels == 5
+        assert cfg.model.architecture.get('num_feature_levels', 4) == 4
+        for group in ('neck', 'encoder'):
+            assert distiller[group].levels == (0, 1, 2, 3)
+            assert distiller[group].teacher_levels == (1, 2, 3, 4)
 
 
 @pytest.mark.parametrize('path', COCO_CONFIGS, ids=_name)
@@ -386,11 +433,14 @@ def test_method_config_is_its_recipe_on_its_pair(path):
     cfg = _load(path)
     with open(path) as f:
         text = f.read()
-    assert f"recipes/{_method(path)}.py'" in text
+    # 'vkd-tokens' is VkD's recipe, through the VkD config of its pair.
+    method = _method(path).split('-')[0]
+    assert f"recipes/{method}.py'" in text or \
+        re.search(r"_base_ = \['\./%s_[^']+'\]" % method, text)
     for word in ('OrthoDistillLoss', 'ProjectorConnector', 'student_channels',
                  'PKDLoss', 'MGDLoss', 'ChannelWiseDivergence'):
         assert word not in text, word
-    recipe = Config.fromfile(osp.join(RECIPE_DIR, f'{_method(path)}.py'))
+    recipe = Config.fromfile(osp.join(RECIPE_DIR, f'{method}.py'))
     distiller = cfg.model.distiller
     want_connector = plain(recipe.recipe.get('connector'))
     if want_connector is None and \

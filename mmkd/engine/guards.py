@@ -85,11 +85,21 @@ def _probe_input(model, size: Tuple[int, int]) -> torch.Tensor:
     return torch.zeros(1, 3, *size, device=device)
 
 
+def _probe_sample(size: Tuple[int, int]):
+    from mmdet.structures import DetDataSample
+    return DetDataSample(metainfo=dict(
+        img_shape=size, pad_shape=size, batch_input_shape=size))
+
+
 def check_distiller_shapes(model, size: Tuple[int, int] = (128, 128)) -> None:
-    """Run both models' ``extract_feat`` once on a zero image and check each
-    distill loss's inputs. No-op for a model that is not a teacher-student
-    distiller. Raises ``ValueError`` naming the config key to fix."""
+    """Run both models' ``extract_feat`` once on a zero image (or the
+    algorithm's ``probe_features``, which runs DETR transformers too) and
+    check each distill loss's inputs. No-op for a model that is not a
+    teacher-student distiller. Raises ``ValueError`` naming the config key
+    to fix. A model's ``probe_size`` (DINO: enough tokens for its queries)
+    overrides ``size``."""
     model = _unwrap(model)
+    size = getattr(model, 'probe_size', None) or size
     distiller = getattr(model, 'distiller', None)
     teacher = getattr(model, 'teacher', None)
     if distiller is None or teacher is None or not hasattr(
@@ -100,9 +110,15 @@ def check_distiller_shapes(model, size: Tuple[int, int] = (128, 128)) -> None:
     try:
         with torch.no_grad():
             x = _probe_input(model, size)
-            with distiller.teacher_recorders, distiller.student_recorders:
-                teacher.extract_feat(x)
-                model.student.extract_feat(x)
+            features = getattr(model, 'probe_features', None)
+            if features is not None:
+                # DinoTeacherDistill: encoders, decoders and the query probe.
+                features(x, [_probe_sample(size)])
+            else:
+                with distiller.teacher_recorders, \
+                        distiller.student_recorders:
+                    teacher.extract_feat(x)
+                    model.student.extract_feat(x)
             for loss_name, mapping in distiller.loss_forward_mappings.items():
                 _check_mapping(distiller, loss_name, mapping)
     finally:

@@ -1,8 +1,10 @@
 """Registered mmkd modules (leaves: configs reach them through
-``mmrazor.registry.MODELS`` by name)."""
-from .algorithms import ReducedPrecisionTeacherDistill
+``mmrazor.registry.MODELS`` / ``TASK_UTILS`` by name)."""
+from .algorithms import DinoTeacherDistill, ReducedPrecisionTeacherDistill
 from .connectors import ProjectorConnector
 from .losses import OrthoDistillLoss
+from .recorders import DetrDecoderQueriesRecorder, DetrEncoderLevelsRecorder
 
-__all__ = ['ReducedPrecisionTeacherDistill', 'ProjectorConnector',
-           'OrthoDistillLoss']
+__all__ = ['DinoTeacherDistill', 'ReducedPrecisionTeacherDistill',
+           'ProjectorConnector', 'OrthoDistillLoss',
+           'DetrDecoderQueriesRecorder', 'DetrEncoderLevelsRecorder']

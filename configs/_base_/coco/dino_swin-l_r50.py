@@ -1,0 +1,67 @@
+# Teacher DINO 5-scale Swin-L 12e (mmdet zoo, 57.2 box AP), student DINO
+# 4-scale R50 12e (49.0 box AP alone), COCO2017. The student's mmdet config
+# gives the data (data/coco/), the 12-epoch schedule and the runtime; a
+# recipe (../recipes/) adds the connector and the loss, the method config
+# chooses the terms (docs/detr.md).
+_base_ = [
+    'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py',
+    '../mmkd_runtime.py'
+]
+
+# mmdet's dino-4scale_r50_8xb2-12e_coco.py model (torchvision://resnet50).
+student = _base_.model
+
+# mmdet's dino-5scale_swin-l_8xb2-12e_coco.py model, written as that config
+# writes it: the R50 model with a Swin-L backbone and 5 scales
+# (tests/test_configs.py checks it equals mmdet's). No ImageNet init: all its
+# weights come from teacher_ckpt.
+teacher = _base_.model.copy()  # merge() below leaves the student as is
+teacher.merge(
+    dict(
+        num_feature_levels=5,
+        backbone=dict(
+            _delete_=True,
+            type='SwinTransformer',
+            pretrain_img_size=384,
+            embed_dims=192,
+            depths=[2, 2, 18, 2],
+            num_heads=[6, 12, 24, 48],
+            window_size=12,
+            mlp_ratio=4,
+            qkv_bias=True,
+            qk_scale=None,
+            drop_rate=0.,
+            attn_drop_rate=0.,
+            drop_path_rate=0.2,
+            patch_norm=True,
+            out_indices=(0, 1, 2, 3),
+            with_cp=True,
+            convert_weights=True,
+            init_cfg=None),
+        neck=dict(in_channels=[192, 384, 768, 1536], num_outs=5),
+        encoder=dict(layer_cfg=dict(self_attn_cfg=dict(num_levels=5))),
+        decoder=dict(layer_cfg=dict(cross_attn_cfg=dict(num_levels=5)))))
+
+# mmdet metafile: dino-5scale_swin-l_8xb2-12e_coco (box AP 57.2).
+teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v3.0/dino/dino-5scale_swin-l_8xb2-12e_coco/dino-5scale_swin-l_8xb2-12e_coco_20230228_072924-a654145f.pth'  # noqa: E501
+
+# Scales: the student's 4 (strides 8, 16, 32, 64) against the teacher's 5
+# (4, 8, 16, 32, 64), paired by stride: teacher_levels skips the teacher's
+# stride-4 scale. 256-dim tokens on both sides. Queries: all 6 decoder
+# layers, 900 queries in both, the teacher's through the student's decoder
+# (DinoTeacherDistill, docs/detr.md).
+model = dict(
+    _delete_=True,
+    _scope_='mmrazor',
+    type='DinoTeacherDistill',
+    architecture=student,
+    teacher=teacher,
+    teacher_ckpt=teacher_ckpt,
+    distiller=dict(
+        type='DetrDistiller',
+        student_channels=256,
+        teacher_channels=256,
+        neck=dict(levels=(0, 1, 2, 3), teacher_levels=(1, 2, 3, 4)),
+        encoder=dict(levels=(0, 1, 2, 3), teacher_levels=(1, 2, 3, 4)),
+        queries=dict(levels=(0, 1, 2, 3, 4, 5))))
+find_unused_parameters = True

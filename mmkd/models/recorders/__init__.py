@@ -1,0 +1,6 @@
+from .detr_recorders import (
+    DetrDecoderQueriesRecorder,
+    DetrEncoderLevelsRecorder,
+)
+
+__all__ = ['DetrDecoderQueriesRecorder', 'DetrEncoderLevelsRecorder']

@@ -1,0 +1,107 @@
+"""Recorders that present a DETR-family transformer's tokens as maps.
+
+MMRazor's connectors and losses, and mmkd's, take ``(B, C, H, W)`` maps.
+These two recorders (registered in ``mmrazor.registry.TASK_UTILS``; MMRazor
+adds "Recorder" to the type a config names) hook a
+DETR encoder or decoder (keyword arguments included, which MMRazor's own
+``ModuleOutputs`` recorder cannot see) and return, for ``data_idx=i``:
+
+- ``DetrEncoderLevels`` (on ``encoder``): the encoder's output tokens of
+  scale ``i`` laid back on that scale's grid, ``(B, C, H_i, W_i)``, using the
+  ``spatial_shapes`` the detector passed to the encoder. Works for every
+  encoder mmdet calls with ``spatial_shapes`` (DINO, Deformable DETR).
+- ``DetrDecoderQueries`` (on ``decoder``): the output of decoder layer
+  ``i`` for the matching queries, ``(B, C, N, 1)`` (query ``n`` at row
+  ``n``). Denoising queries are never returned: DINO puts them first and
+  passes a ``self_attn_mask`` in which a matching query may not attend to
+  them, so their count is the number of masked entries in the last row.
+
+With ``(B, C, N, 1)`` maps, ``OrthoDistillLoss(norm='batch')`` standardises
+each channel over all B*N tokens, which is VkD's batch standardisation of
+tokens, and a ``ProjectorConnector`` (a 1x1 map) is a per-token linear map.
+"""
+from typing import Any, List, Optional
+
+import torch
+from mmrazor.models.task_modules.recorder import ModuleOutputsRecorder
+from mmrazor.registry import TASK_UTILS
+from torch import nn
+
+
+class _KwargsRecorder(ModuleOutputsRecorder):
+    """A module-output recorder whose hook also sees keyword arguments."""
+
+    def prepare_from_model(self, model: Optional[nn.Module] = None) -> None:
+        modules = dict(model.named_modules()) if model is not None else {}
+        if self.source not in modules:
+            raise ValueError(
+                f'{type(self).__name__}: the model has no module '
+                f'{self.source!r} (a DETR-family detector has "encoder" and '
+                '"decoder")')
+        modules[self.source].register_forward_hook(
+            self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs, outputs) -> None:
+        if self.recording:
+            self.data_buffer.append(self.record(args, kwargs, outputs))
+
+    def record(self, args, kwargs, outputs) -> Any:
+        raise NotImplementedError
+
+    def get_record_data(self, record_idx: int = 0,
+                        data_idx: Optional[int] = None) -> Any:
+        if record_idx >= len(self.data_buffer):
+            raise IndexError(
+                f'{type(self).__name__} on {self.source!r} holds '
+                f'{len(self.data_buffer)} records, record_idx={record_idx} '
+                'asked: the module did not run that many times in this step')
+        items: List[torch.Tensor] = self.data_buffer[record_idx]
+        return items if data_idx is None else items[data_idx]
+
+
+@TASK_UTILS.register_module()
+class DetrEncoderLevelsRecorder(_KwargsRecorder):
+    """Encoder output tokens, one ``(B, C, H, W)`` map per scale."""
+
+    def record(self, args, kwargs, outputs) -> List[torch.Tensor]:
+        memory = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+        shapes = kwargs.get('spatial_shapes')
+        if shapes is None:
+            raise ValueError(
+                f'DetrEncoderLevels on {self.source!r}: the module was not '
+                'called with spatial_shapes=...; it records the encoder of a '
+                'multi-scale DETR (DINO, Deformable DETR)')
+        sizes = [int(h) * int(w) for h, w in shapes.tolist()]
+        if sum(sizes) != memory.shape[1]:
+            raise ValueError(
+                f'DetrEncoderLevels: {memory.shape[1]} tokens but '
+                f'spatial_shapes {shapes.tolist()} give {sum(sizes)}')
+        maps = []
+        for part, (h, w) in zip(memory.split(sizes, dim=1), shapes.tolist()):
+            maps.append(part.transpose(1, 2).reshape(
+                memory.shape[0], memory.shape[2], int(h), int(w)))
+        return maps
+
+
+def denoising_count(self_attn_mask: Optional[torch.Tensor]) -> int:
+    """The number of denoising queries in front of the matching ones.
+
+    DINO's mask (``CdnQueryGenerator.generate_dn_mask``) is True where
+    attention is blocked; a matching query (the last row) is blocked from
+    exactly the denoising queries."""
+    if self_attn_mask is None:
+        return 0
+    return int(self_attn_mask[-1].sum())
+
+
+@TASK_UTILS.register_module()
+class DetrDecoderQueriesRecorder(_KwargsRecorder):
+    """Every decoder layer's matching-query outputs as ``(B, C, N, 1)``."""
+
+    def record(self, args, kwargs, outputs) -> List[torch.Tensor]:
+        states = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+        if states.dim() == 3:  # return_intermediate=False: the last layer
+            states = states[None]
+        skip = denoising_count(kwargs.get('self_attn_mask'))
+        states = states[:, :, skip:]
+        return [s.transpose(1, 2).unsqueeze(-1) for s in states]
