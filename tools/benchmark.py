@@ -6,11 +6,15 @@ backbone/neck forward), all methods interleaved in one process.
     python tools/benchmark.py --setting faster-rcnn_r101_r50 --size 512 512
     python tools/benchmark.py --setting rtmdet_l_s --size 640 640 --batch 2
     python tools/benchmark.py --setting gfl_r101_r50 --size 800 800 --batch 2
+    python tools/benchmark.py --setting dino_demo --size 128 128 --batch 8
+    python tools/benchmark.py --setting dino_swin-l_r50 --size 800 800 \
+        --batch 2
     python tools/benchmark.py --setting demo --maps   # orthogonal maps only
 """
 import argparse
 
 from mmkd.experiments.benchmark import (
+    DETR_METHODS,
     METHODS,
     format_maps,
     format_table,
@@ -26,8 +30,10 @@ def main(argv=None):
     parser.add_argument('--size', type=int, nargs=2, default=[128, 128],
                         metavar=('H', 'W'))
     parser.add_argument('--batch', type=int, default=2)
-    parser.add_argument('--methods', nargs='+', default=list(METHODS),
-                        choices=list(METHODS))
+    parser.add_argument('--methods', nargs='+',
+                        choices=list(METHODS + DETR_METHODS[2:]),
+                        help='default: every method of the setting; a DETR '
+                        f'setting (dino_*) has {", ".join(DETR_METHODS)}')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--device', default=None, help='cpu or cuda')

@@ -1,17 +1,23 @@
-"""Student alone, VkD, SRD and MMRazor's PKD, CWD and MGD on the built-in
-data: same teacher (the demo's), schedule and seeds; writes a markdown table
-(mean ± std of mAP and AP_small over seeds, step time vs. the student) and a
-PNG to WORK_DIR.
+"""Methods on the built-in data against one pair's teacher, same schedule
+and seeds; writes a markdown table (mean ± std of mAP and AP_small over
+seeds, share of the teacher-student gap closed, step time vs. the student)
+and a PNG to WORK_DIR. Pairs: ``retinanet`` (the demo's: student alone,
+VkD, SRD and MMRazor's PKD, CWD and MGD) and ``dino`` (docs/detr.md: the
+DINO student alone, VkD tokens, VkD tokens + queries, PKD).
 
     python tools/compare.py --seeds 0 1 2
+    python tools/compare.py --pair dino --seeds 0 1 \
+        --work-dir work_dirs/dino_compare
 """
 import argparse
 import os.path as osp
 
 from mmkd.experiments.demo import (
     DEMO_METHODS,
+    DEMO_PAIRS,
     collect_comparison,
     comparison_table,
+    last_scalars,
     project_path,
     run_comparison,
 )
@@ -22,19 +28,28 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/compare')
     parser.add_argument('--data-root', default='data/mmkd_shapes')
+    parser.add_argument('--pair', choices=list(DEMO_PAIRS),
+                        default='retinanet',
+                        help='whose teacher (and default methods)')
     parser.add_argument('--methods', nargs='+', choices=list(DEMO_METHODS),
-                        default=['student', 'vkd', 'srd', 'pkd', 'cwd', 'mgd'])
+                        help="default: the pair's")
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--cfg-options', nargs='+', default=[])
     parser.add_argument('--table-only', action='store_true',
                         help='only collect the finished runs into the table')
     args = parser.parse_args(argv)
+    pair = DEMO_PAIRS[args.pair]
+    methods = args.methods or list(pair['methods'])
     if args.table_only:
-        runs = collect_comparison(args.work_dir, args.methods)
+        runs = collect_comparison(args.work_dir, methods)
     else:
-        runs = run_comparison(args.work_dir, args.data_root, args.methods,
-                              args.seeds, cfg_options=args.cfg_options)
-    table = comparison_table(runs)
+        runs = run_comparison(args.work_dir, args.data_root, methods,
+                              args.seeds, cfg_options=args.cfg_options,
+                              teacher_work_dir=pair['work_dir'],
+                              teacher_config=pair['teacher'])
+    teacher = last_scalars(osp.join(project_path(pair['work_dir']),
+                                    'teacher'))
+    table = comparison_table(runs, teacher.get('coco/bbox_mAP'))
     work_dir = project_path(args.work_dir)
     with open(osp.join(work_dir, 'comparison.md'), 'w') as f:
         f.write(table + '\n')

@@ -2,6 +2,12 @@
 
 The floor of a distillation step is the student's own training step plus the
 teacher's backbone+neck forward (no grad) on the same preprocessed batch.
+For a DETR setting (``dino_*``) the teacher's part of the floor is its
+forward as far as the query pairing needs it: backbone, neck, encoder,
+two-stage selection and decoder (``teacher_fwd``); ``teacher_fwd_tokens``
+(to the encoder) is what tokens-only distillation needs. The query probe
+(a second pass of the student's decoder) is part of the VkD step, not of
+the floor, nor of the connectors + losses share.
 Every method is timed on that batch, in one process, interleaved (one step
 of each method per round, the order rotated by one each round), after
 warm-up; medians are reported.
@@ -49,7 +55,21 @@ SETTINGS = {
     'faster-rcnn_r101_r50': 'mmkd::vkd/vkd_faster-rcnn_r101_r50_2x_coco.py',
     'rtmdet_l_s': 'mmkd::vkd/vkd_rtmdet_l_s_coco.py',
     'gfl_r101_r50': 'mmkd::vkd/vkd_gfl_r101_r50_coco.py',
+    # DETR settings (DinoTeacherDistill): see run_benchmark.
+    'dino_demo': 'mmkd::demo/dino/vkd_dino_shapes.py',
+    'dino_swin-l_r50': 'mmkd::vkd/vkd_dino_swin-l_r50_coco.py',
 }
+# What a DETR setting times: the student's step, the teacher's no-grad pass
+# as far as query pairing needs it (backbone, neck, encoder, two-stage
+# selection, decoder: the floor) and only to its encoder (what tokens-only
+# needs), VkD with tokens + queries (the config's distiller) and VkD tokens
+# only.
+DETR_METHODS = ('student', 'teacher_fwd', 'teacher_fwd_tokens', 'vkd',
+                'vkd_tokens')
+
+
+def is_detr(setting: str) -> bool:
+    return _setting_model(setting).distiller.type == 'DetrDistiller'
 
 
 @lru_cache(maxsize=None)
@@ -67,7 +87,24 @@ def _setting_model(setting: str) -> ConfigDict:
 
 def setting_levels(setting: str) -> Tuple[int, ...]:
     """The neck levels a setting distils (every level of its neck)."""
-    return tuple(_setting_model(setting).distiller.levels)
+    distiller = _setting_model(setting).distiller
+    if distiller.type == 'DetrDistiller':
+        return tuple(distiller.neck.levels)
+    return tuple(distiller.levels)
+
+
+def build_detr_method(method: str, setting: str):
+    """A DETR setting's model for ``method`` (``DETR_METHODS``): the
+    student, or the config's ``DinoTeacherDistill`` (without query terms
+    for ``*_tokens``; the ``teacher_fwd*`` steps run its teacher only)."""
+    model = copy.deepcopy(_setting_model(setting))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        if method == 'student':
+            return MODELS.build(model.architecture)
+        model.teacher_ckpt = None  # timing only: a random teacher
+        if method.endswith('_tokens'):
+            model.distiller.queries = None
+        return MODELS.build(model)
 
 
 def setting_models(setting: str) -> Tuple[dict, dict, int, int]:
@@ -129,7 +166,15 @@ def _fbkd_levels(student, inputs: torch.Tensor) -> List[int]:
 
 def make_step(method: str, model, data: dict) -> Callable[[], None]:
     """One training step (forward, backward, SGD step) or, for the teacher,
-    one no-grad backbone+neck forward, on an already preprocessed batch."""
+    one no-grad backbone+neck forward, on an already preprocessed batch
+    (a DINO distiller's teacher: as far as its terms need)."""
+    if method.startswith('teacher_fwd') and hasattr(model, '_run_teacher'):
+        model.train()  # its teacher stays in eval mode
+
+        def detr_forward():
+            with torch.no_grad(), model.distiller.teacher_recorders:
+                model._run_teacher(data['inputs'], data['data_samples'])
+        return detr_forward
     if method.startswith('teacher_fwd'):
         dtype = torch.bfloat16 if method.endswith('_bf16') else None
         device = data['inputs'].device.type
@@ -182,10 +227,12 @@ def _sync(device: torch.device) -> None:
 
 
 def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
-                  batch_size: int = 2, methods=METHODS, warmup: int = 2,
+                  batch_size: int = 2, methods=None, warmup: int = 2,
                   repeats: int = 5, device: Optional[str] = None,
                   teacher_dtype: str = 'float32') -> Dict[str, dict]:
-    """Median step seconds per method, the floor and the ratios."""
+    """Median step seconds per method, the floor and the ratios.
+    ``methods``: default every method the setting has (``METHODS``, or
+    ``DETR_METHODS`` for a DETR setting); others are left out."""
     device = torch.device(device or ('cuda' if torch.cuda.is_available()
                                      else 'cpu'))
     torch.manual_seed(0)
@@ -193,6 +240,16 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
     levels = setting_levels(setting)
     raw = make_det_batch(batch_size, size, seed=0)
     steps, models = {}, {}
+    if is_detr(setting):
+        methods = [m for m in methods or DETR_METHODS if m in DETR_METHODS]
+        for method in ('student', 'teacher_fwd') + tuple(
+                m for m in methods if m not in ('student', 'teacher_fwd')):
+            model = build_detr_method(method, setting).to(device)
+            data = model.data_preprocessor(copy.deepcopy(raw), True)
+            models[method] = model
+            steps[method] = make_step(method, model, data)
+        return _time_steps(steps, models, warmup, repeats, device)
+    methods = [m for m in methods or METHODS if m in METHODS]
     if c_s != c_t:
         methods = [m for m in methods if not m.startswith('fbkd')]
     fbkd_levels, data = None, None
@@ -208,6 +265,11 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
         data = model.data_preprocessor(copy.deepcopy(raw), True)
         models[method] = model
         steps[method] = make_step(method, model, data)
+    return _time_steps(steps, models, warmup, repeats, device)
+
+
+def _time_steps(steps: Dict[str, Callable], models: Dict, warmup: int,
+                repeats: int, device: torch.device) -> Dict[str, dict]:
     times: Dict[str, List[float]] = {m: [] for m in steps}
     shares: Dict[str, List[float]] = {m: [] for m in steps}
     peak: Dict[str, Optional[float]] = {m: None for m in steps}
@@ -231,7 +293,8 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
             if device.type == 'cuda':
                 peak[method] = max(peak[method] or 0,
                                    torch.cuda.max_memory_allocated(device))
-            if hasattr(models[method], 'distiller'):  # a distiller
+            if hasattr(models[method], 'distiller') and \
+                    not method.startswith('teacher_fwd'):  # a distiller
                 shares[method].append(distill_share(models[method]))
     return summarise(times, shares, peak)
 

@@ -38,7 +38,22 @@ DEMO_METHODS = dict(student='retinanet_student_shapes.py',
                     hetero_student='hetero/hetero_student_shapes.py',
                     hetero_ortho='hetero/hetero_ortho_shapes.py',
                     hetero_linear='hetero/hetero_linear_shapes.py',
-                    hetero_none='hetero/hetero_none_shapes.py')
+                    hetero_none='hetero/hetero_none_shapes.py',
+                    # docs/detr.md: the DINO pair (its own teacher).
+                    dino_student='dino/dino_student_shapes.py',
+                    dino_vkd='dino/vkd_dino_shapes.py',
+                    dino_vkd_tokens='dino/vkd-tokens_dino_shapes.py',
+                    dino_pkd='dino/pkd_dino_shapes.py')
+# Each demo pair's teacher config and the folder its teacher is kept in
+# (``teacher/teacher.pth`` there), and the methods compared by default.
+DEMO_PAIRS = dict(
+    retinanet=dict(teacher='retinanet_teacher_shapes.py',
+                   work_dir='work_dirs/demo',
+                   methods=('student', 'vkd', 'srd', 'pkd', 'cwd', 'mgd')),
+    dino=dict(teacher='dino/dino_teacher_shapes.py',
+              work_dir='work_dirs/dino_demo',
+              methods=('dino_student', 'dino_vkd_tokens', 'dino_vkd',
+                       'dino_pkd')))
 
 
 def scalars_file(work_dir: str) -> str:
@@ -103,13 +118,16 @@ def project_path(path: str) -> str:
 
 
 def ensure_teacher(work_dir: str, data_opts: List[str], seed: int = 0,
-                   retrain: bool = False) -> Tuple[str, dict]:
-    """Train the demo teacher once; later calls reuse ``teacher.pth``."""
+                   retrain: bool = False,
+                   config: str = 'retinanet_teacher_shapes.py'
+                   ) -> Tuple[str, dict]:
+    """Train the demo teacher (``config`` under configs/demo/) once; later
+    calls reuse ``teacher.pth``."""
     teacher_dir = osp.join(work_dir, 'teacher')
     teacher_ckpt = osp.join(teacher_dir, 'teacher.pth')
     if retrain or not osp.isfile(teacher_ckpt):
-        secs = run_train(osp.join(DEMO_CONFIGS, 'retinanet_teacher_shapes.py'),
-                         teacher_dir, data_opts, seed)
+        secs = run_train(osp.join(DEMO_CONFIGS, config), teacher_dir,
+                         data_opts, seed)
         shutil.copyfile(final_checkpoint(teacher_dir), teacher_ckpt)
         return teacher_ckpt, dict(last_scalars(teacher_dir), seconds=secs,
                                   step_time=median_step_time(teacher_dir))
@@ -139,16 +157,17 @@ def run_comparison(work_dir: str = 'work_dirs/compare',
                    data_root: str = 'data/mmkd_shapes',
                    methods=('student', 'vkd', 'srd', 'pkd', 'cwd', 'mgd'),
                    seeds=(0, 1, 2), teacher_work_dir: str = 'work_dirs/demo',
-                   cfg_options: Optional[List[str]] = None
+                   cfg_options: Optional[List[str]] = None,
+                   teacher_config: str = 'retinanet_teacher_shapes.py'
                    ) -> Dict[str, List[dict]]:
-    """Every method for every seed, one shared teacher (the demo's). Each
+    """Every method for every seed, one shared teacher (the pair's). Each
     run leaves ``result.json`` in its folder; a finished run is not redone,
-    so several processes (e.g. one per method group) can share a work dir."""
+    so several processes (e.g. one per seed) can share a work dir."""
     work_dir = project_path(work_dir)
     ensure_dataset(project_path(data_root))
     data_opts = data_options(data_root) + list(cfg_options or [])
     teacher_ckpt, _ = ensure_teacher(project_path(teacher_work_dir),
-                                     data_opts)
+                                     data_opts, config=teacher_config)
     for seed in seeds:  # seed-major: a cut-short run still compares methods
         for method in methods:
             run_dir = osp.join(work_dir, f'{method}_seed{seed}')
@@ -178,31 +197,44 @@ def collect_comparison(work_dir: str, methods=tuple(DEMO_METHODS)
     return runs
 
 
-def comparison_table(runs: Dict[str, List[dict]]) -> str:
-    """Mean +- std over seeds of mAP and AP_small, step time vs student."""
+def comparison_table(runs: Dict[str, List[dict]],
+                     teacher_map: Optional[float] = None) -> str:
+    """Mean +- std over seeds of mAP and AP_small, step time vs the student
+    alone (the run named ``student`` or ``*_student``); with the teacher's
+    mAP, the share of the teacher-student gap each method closes,
+    (mAP - student) / (teacher - student), on the seed means."""
     import numpy as np
 
     def stat(values):
         a = np.asarray(values, dtype=float)
         return f'{a.mean():.3f} ± {a.std(ddof=1) if len(a) > 1 else 0:.3f}'
 
-    # Without a student-alone run there is no base: the ratio column says so
+    def maps(rs):
+        return [r.get('coco/bbox_mAP', 0.0) for r in rs]
+
+    # Without a student-alone run there is no base: those columns say so
     # instead of failing the whole table.
-    base_step = (float(np.median([r['step_time'] for r in runs['student']]))
-                 if runs.get('student') else None)
-    rows = ['| method | seeds | bbox mAP | AP_small | AP50 | step time / '
-            'student |', '|---|---|---|---|---|---|']
+    base = next((rs for m, rs in runs.items()
+                 if (m == 'student' or m.endswith('_student')) and rs), None)
+    base_step = (float(np.median([r['step_time'] for r in base]))
+                 if base else None)
+    gap = (teacher_map - float(np.mean(maps(base)))
+           if base and teacher_map is not None else None)
+    rows = ['| method | seeds | bbox mAP | AP_small | AP50 | share of the '
+            'teacher-student gap closed | step time / student |',
+            '|---|---|---|---|---|---|---|']
     for method, rs in runs.items():
         if not rs:
             continue
         step = ('-' if base_step is None else
                 f"{np.median([r['step_time'] for r in rs]) / base_step:.2f}")
+        share = ('-' if not gap else
+                 f'{(np.mean(maps(rs)) - np.mean(maps(base))) / gap:.2f}')
         rows.append(
-            f"| {method} | {len(rs)} | "
-            f"{stat([r.get('coco/bbox_mAP', 0.0) for r in rs])} | "
+            f"| {method} | {len(rs)} | {stat(maps(rs))} | "
             f"{stat([r.get('coco/bbox_mAP_s', 0.0) for r in rs])} | "
             f"{stat([r.get('coco/bbox_mAP_50', 0.0) for r in rs])} | "
-            f'{step} |')
+            f'{share} | {step} |')
     return '\n'.join(rows)
 
 

@@ -235,3 +235,42 @@ def test_fbkd_uses_only_levels_its_pooling_can_take():
                         methods=('student', 'teacher_fwd', 'fbkd'),
                         warmup=0, repeats=1, device='cpu')
     assert 'fbkd' not in out
+
+
+def test_dino_setting_floor_includes_the_teachers_decoder(monkeypatch):
+    """DINO: the floor's teacher pass runs the teacher's decoder (query
+    pairing needs its queries), the tokens-only pass stops at the encoder;
+    the VkD step includes the probe (the student's decoder twice)."""
+    calls = {}
+    build = benchmark.build_detr_method
+
+    def counted(method, setting):
+        model = build(method, setting)
+        student = model if method == 'student' else model.student
+        modules = dict(decoder=student.decoder)
+        if method != 'student':
+            modules.update({'teacher.decoder': model.teacher.decoder,
+                            'teacher.encoder': model.teacher.encoder})
+        calls[method] = dict.fromkeys(modules, 0)
+        for key, module in modules.items():
+            def hook(*_, key=key, method=method):
+                calls[method][key] += 1
+            module.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(benchmark, 'build_detr_method', counted)
+    out = run_benchmark('dino_demo', size=(128, 128), batch_size=1,
+                        warmup=0, repeats=1, device='cpu')
+    assert set(out) == set(benchmark.DETR_METHODS) | {'floor'}
+    assert calls['teacher_fwd']['teacher.decoder'] == 1
+    assert calls['teacher_fwd_tokens']['teacher.encoder'] == 1
+    assert calls['teacher_fwd_tokens']['teacher.decoder'] == 0
+    assert calls['vkd']['decoder'] == 2  # its own pass and the probe
+    assert calls['vkd_tokens']['decoder'] == 1
+    assert calls['student']['decoder'] == 1
+    assert out['floor']['step_s'] == pytest.approx(
+        out['student']['step_s'] + out['teacher_fwd']['step_s'])
+    for method in ('vkd', 'vkd_tokens'):
+        assert out[method]['over_floor'] == pytest.approx(
+            out[method]['step_s'] / out['floor']['step_s'])
+        assert 0 < out[method]['distill_share'] < 1

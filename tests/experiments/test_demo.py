@@ -51,7 +51,14 @@ def test_comparison_table_statistics():
     # Distillers without a student-alone run: a table, ratios '-'.
     alone = comparison_table({'vkd': runs['vkd']})
     assert alone.rstrip().endswith('| 0.310 ± 0.010 | 0.200 ± 0.000 | '
-                                   '0.600 ± 0.000 | - |')
+                                   '0.600 ± 0.000 | - | - |')
+    # Share of the gap: (0.31 - 0.22) / (0.40 - 0.22) = 0.5, against the
+    # student alone under a pair's name too.
+    table = comparison_table({'dino_student': runs['student'],
+                              'dino_vkd': runs['vkd']}, teacher_map=0.40)
+    assert '| dino_student | 3 | 0.220 ± 0.020 |' in table
+    assert '| 0.00 | 1.00 |' in table  # the student: no gap closed
+    assert table.rstrip().endswith('| 0.50 | 1.50 |')
 
 
 @pytest.fixture(scope='module')
