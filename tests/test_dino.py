@@ -322,3 +322,30 @@ def test_coco_config_trains_at_demo_size(offline_model_cfg):
     assert moved
     for key, value in algo.teacher.state_dict().items():
         assert torch.equal(value, teacher[key]), key
+
+
+def test_deformable_detr_tokens_come_for_free(mmdet_model_cfg):
+    """Token terms need only a DETR with ``forward_encoder``: mmdet's
+    Deformable DETR (R50 -> R50, random teacher) trains on neck maps and
+    encoder tokens; asking it for query terms stops with the fix."""
+    detector = mmdet_model_cfg(
+        'mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py')
+    distiller = dict(
+        type='DetrDistiller', student_channels=256, teacher_channels=256,
+        connector=dict(type='ProjectorConnector', orthogonal=True),
+        loss=dict(type='OrthoDistillLoss', norm='batch', loss_weight=4.0),
+        neck=dict(levels=(0, 1, 2, 3)), encoder=dict(levels=(0, 1, 2, 3)))
+    model = dict(_scope_='mmrazor', type='DinoTeacherDistill',
+                 architecture=detector, teacher=copy.deepcopy(detector),
+                 distiller=distiller)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        algo = MODELS.build(copy.deepcopy(model)).train()
+    grads = _distill_grads(algo)
+    losses = _loss(algo)
+    assert {k for k in losses if k.startswith('distill.')} == {
+        f'distill.loss_{g}{i}' for g in ('neck', 'enc') for i in range(4)}
+    assert any(k.startswith('encoder.') for k in grads)
+    model['distiller']['queries'] = dict(levels=(0, ))
+    with DefaultScope.overwrite_default_scope('mmdet'), \
+            pytest.raises(TypeError, match='queries=None'):
+        MODELS.build(model)

@@ -97,8 +97,9 @@ class DinoTeacherDistill(single_teacher_distill.SingleTeacherDistill):
         if self._probe:
             t_queries = getattr(self.teacher, 'num_queries', None)
             s_queries = getattr(self.student, 'num_queries', None)
-            if not hasattr(self.student, 'query_embedding') or \
-                    not hasattr(self.teacher, 'pre_decoder'):
+            from mmdet.models.detectors import DINO
+            if not (isinstance(self.student, DINO)
+                    and isinstance(self.teacher, DINO)):
                 raise TypeError(
                     'DinoTeacherDistill: query distillation (DetrDecoder'
                     'Queries recorders) needs a DINO teacher and student; got '

@@ -11,8 +11,8 @@ model = dict(
     type='DinoTeacherDistill',
     architecture={{_base_.student}},
     teacher={{_base_.teacher}},
-    # Written by `mmkd demo-dino`; point it at your own teacher with
-    # --cfg-options model.teacher_ckpt=PATH
+    # Written by `python tools/compare.py --pair dino` (it trains the teacher
+    # first); point it at your own with --cfg-options model.teacher_ckpt=PATH
     teacher_ckpt='work_dirs/dino_demo/teacher/teacher.pth',
     distiller=dict(
         type='DetrDistiller',
