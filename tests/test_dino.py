@@ -151,9 +151,41 @@ def test_probe_runs_the_teachers_queries_through_the_students_decoder(dino):
     # The student's memory, not the teacher's.
     assert probe['value'].shape == own['value'].shape
     assert torch.equal(probe['value'], own['value'])
+    # The recorder keeps the matching queries of the student's own pass
+    # (record 0, denoising queries dropped by DINO's own mask).
+    own_record = algo.distiller.student_recorders.get_recorder(
+        'query_s').get_record_data(0, 0)
+    assert own_record.shape[2] == algo.student.num_queries
+    torch.testing.assert_close(
+        own_record[..., 0].transpose(1, 2),
+        student.calls[0][1][0][0][:, -algo.student.num_queries:])
     layers = algo.student.decoder.num_layers
     assert {k for k in losses if k.startswith('distill.loss_query')} == {
         f'distill.loss_query{i}' for i in range(layers)}
+
+
+def test_probe_sees_the_students_padding(dino):
+    """Images of different sizes in one batch: the probe's decoder call
+    gets the student's own padding mask, valid ratios and scales."""
+    algo = dino()
+    raw = make_det_batch(2, (128, 128), seed=0)
+    raw['inputs'][1] = raw['inputs'][1][:, :96].contiguous()  # 96x128
+    sample = raw['data_samples'][1]
+    sample.set_metainfo(dict(img_shape=(96, 128), ori_shape=(96, 128)))
+    sample.gt_instances = sample.gt_instances[
+        sample.gt_instances.bboxes[:, 3] <= 96]
+    data = algo.data_preprocessor(raw, True)
+    student = _Calls(algo.student.decoder)
+    torch.manual_seed(0)
+    algo.loss(data['inputs'], data['data_samples'])
+    own, probe = student.calls[0][0], student.calls[1][0]
+    assert own['key_padding_mask'] is not None
+    assert own['key_padding_mask'][1].any()  # the padded image
+    assert not own['key_padding_mask'][0].any()
+    assert (own['valid_ratios'][1] < 1).any()
+    for key in ('key_padding_mask', 'valid_ratios', 'spatial_shapes',
+                'level_start_index'):
+        assert torch.equal(probe[key], own[key]), key
 
 
 def _standardise(x):
@@ -320,6 +352,13 @@ def test_coco_config_trains_at_demo_size(offline_model_cfg):
     moved = [k for k, v in algo.student.decoder.state_dict().items()
              if not torch.equal(v, decoder[k])]
     assert moved
+    # The distillation terms alone reach every decoder layer's weights.
+    algo.zero_grad()
+    losses = _loss(algo, seed=2, size=(256, 256))
+    sum(v for k, v in losses.items() if k.startswith('distill.')).backward()
+    for i in range(algo.student.decoder.num_layers):
+        grad = algo.student.decoder.layers[i].ffn.layers[1].weight.grad
+        assert grad is not None and grad.abs().sum() > 0, i
     for key, value in algo.teacher.state_dict().items():
         assert torch.equal(value, teacher[key]), key
 
@@ -338,6 +377,7 @@ def test_deformable_detr_tokens_come_for_free(mmdet_model_cfg):
     model = dict(_scope_='mmrazor', type='DinoTeacherDistill',
                  architecture=detector, teacher=copy.deepcopy(detector),
                  distiller=distiller)
+    torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmdet'):
         algo = MODELS.build(copy.deepcopy(model)).train()
     grads = _distill_grads(algo)

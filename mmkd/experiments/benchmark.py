@@ -5,7 +5,8 @@ teacher's backbone+neck forward (no grad) on the same preprocessed batch.
 For a DETR setting (``dino_*``) the teacher's part of the floor is its
 forward as far as the query pairing needs it: backbone, neck, encoder,
 two-stage selection and decoder (``teacher_fwd``); ``teacher_fwd_tokens``
-(to the encoder) is what tokens-only distillation needs. The query probe
+(to the encoder) is what tokens-only distillation needs, and the floor of
+``vkd_tokens`` (``floor_tokens``: student step + that). The query probe
 (a second pass of the student's decoder) is part of the VkD step, not of
 the floor, nor of the connectors + losses share.
 Every method is timed on that batch, in one process, interleaved (one step
@@ -304,16 +305,25 @@ def summarise(times: Dict[str, List[float]], shares: Dict[str, List[float]],
     """Ratios computed from the measured medians only."""
     med = {m: statistics.median(t) for m, t in times.items()}
     floor = med['student'] + med['teacher_fwd']
+    # DETR tokens-only: its teacher stops after the encoder, so its floor
+    # does too.
+    floor_tokens = (med['student'] + med['teacher_fwd_tokens']
+                    if 'teacher_fwd_tokens' in med else None)
     out = {}
     for method, t in med.items():
         row = dict(step_s=t, repeats=len(times[method]),
                    peak_mb=None if peak[method] is None else
                    peak[method] / 2**20)
         if not method.startswith(('student', 'teacher_fwd')):
-            row['over_floor'] = t / floor
+            own = floor_tokens if (method.endswith('_tokens')
+                                   and floor_tokens) else floor
+            row['over_floor'] = t / own
             row['distill_share'] = statistics.median(shares[method]) / t
         out[method] = row
     out['floor'] = dict(step_s=floor, repeats=0, peak_mb=None)
+    if floor_tokens is not None:
+        out['floor_tokens'] = dict(step_s=floor_tokens, repeats=0,
+                                   peak_mb=None)
     return out
 
 

@@ -261,7 +261,8 @@ def test_dino_setting_floor_includes_the_teachers_decoder(monkeypatch):
     monkeypatch.setattr(benchmark, 'build_detr_method', counted)
     out = run_benchmark('dino_demo', size=(128, 128), batch_size=1,
                         warmup=0, repeats=1, device='cpu')
-    assert set(out) == set(benchmark.DETR_METHODS) | {'floor'}
+    assert set(out) == set(benchmark.DETR_METHODS) | {'floor',
+                                                      'floor_tokens'}
     assert calls['teacher_fwd']['teacher.decoder'] == 1
     assert calls['teacher_fwd_tokens']['teacher.encoder'] == 1
     assert calls['teacher_fwd_tokens']['teacher.decoder'] == 0
@@ -270,7 +271,9 @@ def test_dino_setting_floor_includes_the_teachers_decoder(monkeypatch):
     assert calls['student']['decoder'] == 1
     assert out['floor']['step_s'] == pytest.approx(
         out['student']['step_s'] + out['teacher_fwd']['step_s'])
-    for method in ('vkd', 'vkd_tokens'):
+    assert out['floor_tokens']['step_s'] == pytest.approx(
+        out['student']['step_s'] + out['teacher_fwd_tokens']['step_s'])
+    for method, floor in (('vkd', 'floor'), ('vkd_tokens', 'floor_tokens')):
         assert out[method]['over_floor'] == pytest.approx(
-            out[method]['step_s'] / out['floor']['step_s'])
+            out[method]['step_s'] / out[floor]['step_s'])
         assert 0 < out[method]['distill_share'] < 1

@@ -33,11 +33,16 @@ _NECK, _ENCODER, _DECODER = 1, 2, 3
 
 
 def _depth(manager) -> int:
+    """How far a model must run for its recorders: by recorder type, and by
+    source for any other recorder (e.g. ``ModuleOutputs`` on ``encoder``)."""
     depth = _NECK
     for recorder in manager.recorders.values():
-        if isinstance(recorder, DetrDecoderQueriesRecorder):
+        source = str(getattr(recorder, 'source', ''))
+        if isinstance(recorder, DetrDecoderQueriesRecorder) or \
+                source.startswith(('decoder', 'query_embedding')):
             depth = max(depth, _DECODER)
-        elif isinstance(recorder, DetrEncoderLevelsRecorder):
+        elif isinstance(recorder, DetrEncoderLevelsRecorder) or \
+                source.startswith('encoder'):
             depth = max(depth, _ENCODER)
     return depth
 
@@ -50,11 +55,12 @@ def _decoder_inputs(model):
     level wraps, removed on exit: other models of the class are untouched.
     """
     store: Dict = {}
-    originals = {}
+    originals, own = {}, {}
     picks = dict(pre_transformer=lambda out: out[1],
                  forward_encoder=lambda out: out)
     for method, pick in picks.items():
         originals[method] = getattr(model, method)
+        own[method] = model.__dict__.get(method)
 
         def wrapped(*args, _original=originals[method], _pick=pick,
                     **kwargs):
@@ -67,7 +73,10 @@ def _decoder_inputs(model):
         yield store
     finally:
         for method in picks:
-            delattr(model, method)
+            if own[method] is None:
+                delattr(model, method)
+            else:  # an instance-level override of the user's: put it back
+                setattr(model, method, own[method])
 
 
 @MODELS.register_module()
@@ -75,14 +84,17 @@ class DinoTeacherDistill(single_teacher_distill.SingleTeacherDistill):
     """A frozen DINO teacher, a DINO student, VkD-style token and query
     distillation (see the module docstring for the query pairing).
 
-    The teacher runs in eval mode (no denoising queries, no dropout) and only
-    as far as the distiller's recorders need: backbone + neck for neck maps,
-    + encoder for ``DetrEncoderLevels``, + two-stage selection and decoder
-    for ``DetrDecoderQueries``. Its head never runs. With query terms, the
-    student's decoder runs a second time on the teacher's queries inside the
-    student's recorders: its ``DetrDecoderQueries`` record 1 is that probe
-    (record 0 is the student's own pass), which is what the query losses
-    read (``mmkd.distill.detr_distiller_cfg`` maps them so).
+    The teacher runs in eval mode (no denoising queries, no dropout), without
+    gradients, and only as far as the distiller's recorders need: backbone +
+    neck for neck maps, + encoder for ``DetrEncoderLevels``, + two-stage
+    selection and decoder for ``DetrDecoderQueries``. Its head's forward and
+    loss never run (the two-stage selection and the decoder's box
+    refinement use the head's branches, as in DINO itself). With query
+    terms, the student's decoder runs a second time on the teacher's
+    queries inside the student's recorders: its ``DetrDecoderQueries``
+    record 1 is that probe (record 0 is the student's own pass), which is
+    what the query losses read (``mmkd.distill.detr_distiller_cfg`` maps
+    them so).
 
     Args: those of MMRazor's ``SingleTeacherDistill``; the teacher and the
     student must be DINO (or subclasses) for query terms; token terms need
@@ -91,6 +103,12 @@ class DinoTeacherDistill(single_teacher_distill.SingleTeacherDistill):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
+        if self.teacher_trainable:
+            raise ValueError(
+                'DinoTeacherDistill: teacher_trainable=True is not supported '
+                '(the teacher runs in eval mode, without denoising queries, '
+                'and its loss is never computed); remove it')
+        self.teacher.eval()
         self._teacher_depth = _depth(self.distiller.teacher_recorders)
         self._student_depth = _depth(self.distiller.student_recorders)
         self._probe = self._student_depth == _DECODER
@@ -118,8 +136,7 @@ class DinoTeacherDistill(single_teacher_distill.SingleTeacherDistill):
         (DINO adds them when ``training``), no dropout, BN statistics fixed.
         """
         super().train(mode)
-        if not self.teacher_trainable:
-            self.teacher.eval()
+        self.teacher.eval()
         return self
 
     def _run_teacher(self, batch_inputs: torch.Tensor,
@@ -127,6 +144,11 @@ class DinoTeacherDistill(single_teacher_distill.SingleTeacherDistill):
         """Teacher to the depth the recorders need; returns the teacher's
         query reference points (B, N, 4), sigmoid space) for the probe."""
         teacher = self.teacher
+        if teacher.training:  # e.g. a caller's teacher.train()
+            raise RuntimeError(
+                'DinoTeacherDistill: the teacher must run in eval mode (DINO '
+                'adds denoising queries in training); call model.train() on '
+                'the distiller, not on its teacher')
         feats = teacher.extract_feat(batch_inputs)
         if self._teacher_depth == _NECK:
             return None
@@ -156,15 +178,25 @@ class DinoTeacherDistill(single_teacher_distill.SingleTeacherDistill):
 
     def loss(self, batch_inputs: torch.Tensor,
              data_samples: Optional[List[BaseDataElement]] = None) -> dict:
+        """The student's loss (unless ``calculate_student_loss=False``) and,
+        until distillation is stopped (MMRazor's ``StopDistillHook``), the
+        distillation terms; once stopped, neither the teacher nor the probe
+        runs."""
         losses = dict()
+        if self.distillation_stopped:
+            if self.calculate_student_loss:
+                losses.update(add_prefix(self.student(
+                    batch_inputs, data_samples, mode='loss'), 'student'))
+            return losses
         self.distiller.set_deliveries_override(False)
-        grad = torch.enable_grad() if self.teacher_trainable else \
-            torch.no_grad()
         with self.distiller.teacher_recorders, self.distiller.deliveries, \
-                grad:
+                torch.no_grad():
             t_refs = self._run_teacher(batch_inputs, data_samples)
         self.distiller.set_deliveries_override(True)
-        with self.distiller.student_recorders, self.distiller.deliveries:
+        grad = torch.enable_grad() if self.student_trainable else \
+            torch.no_grad()
+        with self.distiller.student_recorders, self.distiller.deliveries, \
+                grad:
             if self._probe:
                 with _decoder_inputs(self.student) as enc:
                     student_losses = self.student(
@@ -173,10 +205,10 @@ class DinoTeacherDistill(single_teacher_distill.SingleTeacherDistill):
             else:
                 student_losses = self.student(
                     batch_inputs, data_samples, mode='loss')
-        losses.update(add_prefix(student_losses, 'student'))
-        if not self.distillation_stopped:
-            losses.update(add_prefix(
-                self.distiller.compute_distill_losses(), 'distill'))
+        if self.calculate_student_loss:
+            losses.update(add_prefix(student_losses, 'student'))
+        losses.update(add_prefix(
+            self.distiller.compute_distill_losses(), 'distill'))
         return losses
 
     @property
