@@ -47,9 +47,12 @@ def main(argv=None):
                               args.seeds, cfg_options=args.cfg_options,
                               teacher_work_dir=pair['work_dir'],
                               teacher_config=pair['teacher'])
-    teacher = last_scalars(osp.join(project_path(pair['work_dir']),
-                                    'teacher'))
-    table = comparison_table(runs, teacher.get('coco/bbox_mAP'))
+    try:  # no teacher run there: no gap column
+        teacher = last_scalars(osp.join(project_path(pair['work_dir']),
+                                        'teacher')).get('coco/bbox_mAP')
+    except FileNotFoundError:
+        teacher = None
+    table = comparison_table(runs, teacher)
     work_dir = project_path(args.work_dir)
     with open(osp.join(work_dir, 'comparison.md'), 'w') as f:
         f.write(table + '\n')

@@ -1,5 +1,5 @@
-# The DINO demo's teacher: 2x wider backbone, one more (finer) scale,
-# trained 2x longer than the students.
+# The DINO demo's teacher: 2x wider backbone, one more (coarser: see
+# ./_base_/models.py) scale, trained longer than the students.
 _base_ = ['./dino_student_shapes.py']
 model = {{_base_.teacher}}
 max_iters = 1500
