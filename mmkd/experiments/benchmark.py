@@ -101,11 +101,17 @@ def build_detr_method(method: str, setting: str):
     model = copy.deepcopy(_setting_model(setting))
     with DefaultScope.overwrite_default_scope('mmdet'):
         if method == 'student':
-            return MODELS.build(model.architecture)
-        model.teacher_ckpt = None  # timing only: a random teacher
-        if method.endswith('_tokens'):
-            model.distiller.queries = None
-        return MODELS.build(model)
+            built = MODELS.build(model.architecture)
+        else:
+            model.teacher_ckpt = None  # timing only: a random teacher
+            if method.endswith('_tokens'):
+                model.distiller.queries = None
+            built = MODELS.build(model)
+    # DINO's own initialisation (without it a random DINO can give NaN
+    # matching costs), and DINO's gradient clipping in the step.
+    built.init_weights()
+    built._mmkd_clip_grad = 0.1
+    return built
 
 
 def setting_models(setting: str) -> Tuple[dict, dict, int, int]:
@@ -189,11 +195,15 @@ def make_step(method: str, model, data: dict) -> Callable[[], None]:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
 
+    clip = getattr(model, '_mmkd_clip_grad', None)
+
     def step():
         losses = model(data['inputs'], data['data_samples'], mode='loss')
         loss, _ = model.parse_losses(losses)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(params, clip)
         opt.step()
     return step
 
