@@ -152,13 +152,14 @@ def build_fpn_distiller(**kwargs):
     return MODELS.build(fpn_distiller_cfg(**kwargs))
 
 
-# DETR terms: (name, recorder type, source module, student record read).
+# DETR terms: group -> (loss/connector name, recorder type, source module,
+# student record read).
 DETR_TERMS = {
-    'neck': ('ModuleOutputs', 'neck', 0),
-    'encoder': ('DetrEncoderLevels', 'encoder', 0),
+    'neck': ('neck', 'ModuleOutputs', 'neck', 0),
+    'encoder': ('enc', 'DetrEncoderLevels', 'encoder', 0),
     # Record 1 of the student's decoder is DinoTeacherDistill's probe: the
     # teacher's queries through the student's decoder (docs/detr.md).
-    'queries': ('DetrDecoderQueries', 'decoder', 1),
+    'queries': ('query', 'DetrDecoderQueries', 'decoder', 1),
 }
 
 
@@ -201,16 +202,14 @@ def detr_distiller_cfg(student_channels: Channels,
             raise ValueError(
                 f'DetrDistiller {group}={spec}: expected dict(levels=..., '
                 'teacher_levels=...) (teacher_levels optional)')
-        recorder, source, record_idx = DETR_TERMS[group]
+        name, recorder, source, record_idx = DETR_TERMS[group]
         part = fpn_distiller_cfg(
             levels=spec['levels'], teacher_levels=spec.get('teacher_levels'),
             student_channels=student_channels,
             teacher_channels=teacher_channels, loss=loss,
             connector=connector, student_source=source,
-            teacher_source=source, name=dict(encoder='enc',
-                                             queries='query').get(group,
-                                                                  group),
-            recorder=recorder, student_record_idx=record_idx)
+            teacher_source=source, name=name, recorder=recorder,
+            student_record_idx=record_idx)
         if merged is None:
             merged = part
             continue

@@ -15,7 +15,7 @@ selection (``pre_decoder``) as the shared query set. The student's detection
 loss is untouched: the probe only adds distillation terms.
 """
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -197,14 +197,13 @@ class DinoTeacherDistill(single_teacher_distill.SingleTeacherDistill):
             torch.no_grad()
         with self.distiller.student_recorders, self.distiller.deliveries, \
                 grad:
-            if self._probe:
-                with _decoder_inputs(self.student) as enc:
-                    student_losses = self.student(
-                        batch_inputs, data_samples, mode='loss')
-                self.probe(enc, t_refs)
-            else:
+            capture = _decoder_inputs(self.student) if self._probe \
+                else nullcontext()
+            with capture as enc:
                 student_losses = self.student(
                     batch_inputs, data_samples, mode='loss')
+            if self._probe:
+                self.probe(enc, t_refs)
         if self.calculate_student_loss:
             losses.update(add_prefix(student_losses, 'student'))
         losses.update(add_prefix(
