@@ -379,7 +379,9 @@ def test_deformable_detr_tokens_come_for_free(mmdet_model_cfg):
                  distiller=distiller)
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('mmdet'):
-        algo = MODELS.build(copy.deepcopy(model)).train()
+        algo = MODELS.build(copy.deepcopy(model))
+    algo.init_weights()  # mmdet's DETR init: without it NaN can appear
+    algo.train()
     grads = _distill_grads(algo)
     losses = _loss(algo)
     assert {k for k in losses if k.startswith('distill.')} == {
