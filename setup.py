@@ -70,4 +70,5 @@ setup(
     ],
     extras_require={'tests': read_requirements('requirements/tests.txt')},
     license='Apache-2.0',
+    license_files=['LICENSE'],
 )

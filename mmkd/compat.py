@@ -1,36 +1,48 @@
-"""Everything mmkd patches in third-party code, in one place.
+"""What mmkd must patch in third-party code, in one place.
 
-``apply()`` runs once on ``import mmkd``. Each patch is guarded by the
-version that needs it and says why. Nothing here unpickles arbitrary objects.
+Everything that MMEngine's and MMRazor's extension points allow lives
+elsewhere and changes nothing for code that does not use it: strict teacher
+loading (:mod:`mmkd.models.algorithms.strict_teacher`, registered
+subclasses), distiller config errors (:mod:`mmkd.models.distillers`), atomic
+checkpoint files (:mod:`mmkd.fileio`, a registered file backend that mmkd's
+runtime config selects). What is left here cannot be reached another way.
 
-1. MMRazor 1.0.0 on torch >= 2.1: ``import mmrazor.models`` dies in
-   ``mmrazor.structures.quantization`` (module-level use of torch.ao helpers
-   that torch removed: ``reverse2``, ``reverse_sequential_wrapper2``...).
-   Distillation never touches it, so that package is replaced by a stub whose
-   every name raises :class:`QuantizationUnavailable` with the reason.
-2. MMRazor imports ``joblib`` (predictor handlers) without declaring it: a
-   missing joblib fails with an install hint instead of deep in mmrazor.
-3. MMEngine 0.10.7 calls ``torch.load`` without ``weights_only``; torch >= 2.6
-   defaults to ``weights_only=True`` and then refuses MMEngine's own
-   checkpoint contents (``HistoryBuffer``, numpy arrays). We allow-list
-   exactly those, keep ``weights_only=True`` on every load path (and pass it
-   explicitly on torch < 2.6, where the default would unpickle anything), and
-   turn torch's refusal into an error that names the file and the global.
-4. MMRazor 1.0.0 loads ``teacher_ckpt`` with ``strict=False``: a checkpoint
-   of another architecture leaves a random teacher. The teacher is loaded
-   with :func:`mmkd.checkpoint.load_state_strict` instead.
-5. MMRazor 1.0.0 checks distiller configs with bare ``assert``s: a recorder
-   ``source`` that is not a module, or a loss argument the loss does not
-   take, fail with a ``ValueError`` naming the key and the valid choices.
-6. MMEngine 0.10.7 writes checkpoints (and ``last_checkpoint``) in place: a
-   process killed mid-write leaves a truncated file. Local writes go to a
-   temporary file in the same folder, then ``os.replace`` (atomic).
-7. MMEngine 0.10.7 resolves ``package::path`` configs only for the
-   OpenMMLab packages it lists, finds a package's ``.mim`` folder through
-   ``pkg_resources`` (wrong for an editable install) and does not accept
-   ``package::path`` in ``Config.fromfile``. ``mmkd::vkd/x.py`` names a config
-   shipped in ``mmkd/.mim/configs``, in ``_base_`` and in
-   ``Config.fromfile`` alike.
+``apply()`` runs once on ``import mmkd``. No patch looks at a version number:
+each checks for the problem itself, and a protection that cannot be applied
+(because the code it protects changed shape) raises a
+:class:`ProtectionWarning` at import, never silently runs without it.
+:data:`STATUS` records what each step did (``mmkd gpu-check`` and
+``python -c "import mmkd.compat as c; print(c.STATUS)"`` show it).
+``tests/test_compat.py`` fails when the patched upstream code changes.
+
+1. ``quantization``: MMRazor 1.0.0's ``mmrazor.structures.quantization``
+   dies at import on torch >= 2.1 (module-level use of torch.ao helpers that
+   torch removed), and with it ``import mmrazor.models``. Where that import
+   fails, the package is replaced by a stub whose every name raises
+   :class:`QuantizationUnavailable` with the reason. Distillation never
+   touches it.
+2. ``joblib``: MMRazor imports ``joblib`` without declaring it; a missing one
+   fails with the install command.
+3. ``weights-only loading``: every checkpoint MMEngine loads (local files,
+   ``http(s)://`` teacher checkpoints, ``torchvision://``...) is read with
+   ``weights_only=True`` and mmkd's allow-list of MMEngine's bookkeeping
+   (:func:`mmengine_safe_globals`), whatever ``weights_only`` MMEngine passes
+   (0.10.7 passes none; its URL loader, torch's ``load_url``, defaults to
+   ``weights_only=False``, which would unpickle anything a download holds).
+   MMEngine's loaders reach torch through two module globals of
+   ``mmengine.runner.checkpoint``, ``torch`` and ``load_url``; both are
+   replaced there (and in ``mmengine.utils.dl_utils.hub``). A refusal names
+   the file and the offending global (:class:`UnsafeCheckpointError`, an
+   ``UnpicklingError`` as torch raises).
+4. ``last_checkpoint pointer``: MMEngine's ``CheckpointHook`` writes the
+   ``last_checkpoint`` pointer with the builtin ``open``; that one name in
+   that module becomes an atomic writer (the checkpoint files themselves go
+   through :mod:`mmkd.fileio`'s backend).
+5. ``mmkd:: configs``: MMEngine resolves ``package::path`` only for the
+   packages in ``MODULE2PACKAGE``, finds a package's ``.mim`` folder through
+   ``pkg_resources`` (wrong for an editable install) and refuses
+   ``package::path`` in ``Config.fromfile``. ``mmkd::vkd/x.py`` names a
+   config in ``mmkd/.mim/configs``, in ``_base_`` and ``Config.fromfile``.
 """
 import importlib
 import importlib.util
@@ -38,21 +50,43 @@ import pickle
 import re
 import sys
 import types
-from typing import List
+import warnings
+from typing import Callable, Dict, List
 
 import torch
 from packaging.version import Version
 
 TORCH = Version(torch.__version__.split('+')[0])
+STATUS: Dict[str, str] = {}
 _applied = False
 
 
-def _installed_version(package: str) -> Version:
-    from importlib.metadata import PackageNotFoundError, version
+class ProtectionWarning(UserWarning):
+    """mmkd could not apply one of its protections: the third-party code it
+    protects has changed. Read the message before training."""
+
+
+class ProtectionUnavailable(Exception):
+    """Raised by a patch step when the code it patches is not as expected."""
+
+
+def _step(name: str, apply: Callable[[], str]) -> None:
     try:
-        return Version(version(package))
-    except PackageNotFoundError:
-        return Version('0')
+        STATUS[name] = apply()
+    except ProtectionUnavailable as exc:
+        STATUS[name] = f'UNAVAILABLE: {exc}'
+        warnings.warn(
+            f'mmkd could not apply its protection "{name}": {exc}. mmkd runs '
+            'WITHOUT it; pin the versions in requirements/runtime.txt or '
+            'report this at the mmkd issue tracker.', ProtectionWarning,
+            stacklevel=3)
+
+
+def _require(module, *names: str) -> None:
+    missing = [n for n in names if not hasattr(module, n)]
+    if missing:
+        raise ProtectionUnavailable(
+            f'{module.__name__} has no {", ".join(missing)} any more')
 
 
 # --- 1. MMRazor quantization on torch >= 2.1 --------------------------------
@@ -60,12 +94,14 @@ class QuantizationUnavailable(RuntimeError):
     """Raised by any use of MMRazor's quantization under mmkd's stub."""
 
 
+QUANT_NAME = 'mmrazor.structures.quantization'
 QUANT_REASON = (
-    'MMRazor 1.0.0 quantization ({name}) is unavailable on torch {torch}: its '
-    'mmrazor.structures.quantization package uses torch.ao helpers that '
-    'torch removed, so mmkd replaces it with this stub (distillation does '
-    'not need it). For quantization use a separate environment with '
-    'torch==1.13 and mmrazor 1.0.0.')
+    'MMRazor quantization ({name}) is unavailable on torch {torch}: '
+    'mmrazor.structures.quantization failed to import ({error}; it uses '
+    'torch.ao helpers that torch removed), so mmkd replaced it with this '
+    'stub (distillation does not need it). For quantization use a separate '
+    'environment with torch==1.13 and mmrazor 1.0.0.')
+_quant_error = ''
 
 
 class _Unavailable:
@@ -75,8 +111,8 @@ class _Unavailable:
         self._name = name
 
     def _raise(self, *args, **kwargs):
-        raise QuantizationUnavailable(
-            QUANT_REASON.format(name=self._name, torch=torch.__version__))
+        raise QuantizationUnavailable(QUANT_REASON.format(
+            name=self._name, torch=torch.__version__, error=_quant_error))
 
     __call__ = __getitem__ = _raise
 
@@ -89,30 +125,41 @@ class _Unavailable:
         return f'<unavailable mmrazor quantization: {self._name}>'
 
 
-def _mmrazor_quantization_broken() -> bool:
-    return (_installed_version('mmrazor') <= Version('1.0.0') and
-            TORCH >= Version('2.1'))
+def _forget(prefix: str) -> None:
+    for name in [m for m in sys.modules
+                 if m == prefix or m.startswith(prefix + '.')]:
+        del sys.modules[name]
 
 
-def stub_mmrazor_quantization() -> bool:
-    name = 'mmrazor.structures.quantization'
-    if name in sys.modules or not _mmrazor_quantization_broken():
-        return False
-    stub = types.ModuleType(name, QUANT_REASON.split(':')[0] + ' (stub)')
+def stub_mmrazor_quantization() -> str:
+    """Try the real import; where it fails, install the stub."""
+    global _quant_error
+    if QUANT_NAME in sys.modules:
+        return 'imported before mmkd: left as it is'
+    try:
+        importlib.import_module(QUANT_NAME)
+        return 'not needed: it imports'
+    except Exception as exc:  # noqa: BLE001 - any import failure is the case
+        _quant_error = f'{type(exc).__name__}: {exc}'
+    # The failed import left neither package in sys.modules; partly run
+    # submodules of the quantization package go too.
+    _forget(QUANT_NAME)
+    stub = types.ModuleType(QUANT_NAME, 'mmkd stub: ' + _quant_error)
     stub.__path__ = []  # a package: submodule imports fail cleanly
     stub.__all__ = []   # `from .quantization import *` adds nothing
     stub.__getattr__ = lambda attr: (_ for _ in ()).throw(
         AttributeError(attr)) if attr.startswith('__') else _Unavailable(attr)
-    sys.modules[name] = stub
-    return True
+    sys.modules[QUANT_NAME] = stub
+    return f'stubbed ({_quant_error})'
 
 
 # --- 2. joblib ---------------------------------------------------------------
-def check_joblib() -> None:
+def check_joblib() -> str:
     if importlib.util.find_spec('joblib') is None:
         raise ImportError(
             'mmrazor needs joblib but does not declare it: '
             'pip install joblib==1.4.2 (tools/install.sh installs it)')
+    return 'present'
 
 
 # --- 3. weights_only checkpoint loading -------------------------------------
@@ -170,38 +217,10 @@ def _explain_refusal(filename, exc: Exception) -> UnsafeCheckpointError:
         'state_dict (torch.save({"state_dict": ckpt["state_dict"]}, path)).')
 
 
-def patch_checkpoint_loading() -> None:
-    from mmengine.runner import checkpoint as ckpt_mod
-    if hasattr(torch.serialization, 'add_safe_globals'):  # torch >= 2.4
-        torch.serialization.add_safe_globals(mmengine_safe_globals())
-    loader = ckpt_mod.CheckpointLoader
-    if getattr(loader.load_checkpoint, '_mmkd_safe', False):
-        return
-    original = loader.load_checkpoint.__func__
-
-    def load_checkpoint(cls, filename, map_location=None, logger='current'):
-        try:
-            return original(cls, filename, map_location, logger)
-        except pickle.UnpicklingError as exc:
-            if isinstance(exc, UnsafeCheckpointError):
-                raise
-            raise _explain_refusal(filename, exc) from exc
-
-    load_checkpoint._mmkd_safe = True
-    loader.load_checkpoint = classmethod(load_checkpoint)
-
-    if TORCH < Version('2.6'):
-        # There the default is weights_only=False: give MMEngine's loaders a
-        # torch whose `load` defaults to True (they call `torch.load`
-        # through their module global).
-        from mmengine.utils.dl_utils import hub
-        for module in (ckpt_mod, hub):
-            module.torch = WeightsOnlyTorch()
-
-
 class WeightsOnlyTorch(types.ModuleType):
-    """``torch`` as seen by a patched module: ``load`` defaults to
-    ``weights_only=True``; everything else is torch's."""
+    """``torch`` as MMEngine's checkpoint loaders see it: ``load`` always
+    uses ``weights_only=True``, even when the caller passes False;
+    everything else is torch's."""
 
     def __init__(self) -> None:
         super().__init__('torch')
@@ -211,142 +230,58 @@ class WeightsOnlyTorch(types.ModuleType):
 
     @staticmethod
     def load(*args, **kwargs):
-        kwargs.setdefault('weights_only', True)
+        kwargs['weights_only'] = True
         return torch.load(*args, **kwargs)
 
 
-# --- 4. strict teacher loading ----------------------------------------------
-def patch_teacher_loading() -> None:
-    if _installed_version('mmrazor') > Version('1.0.0'):
-        return
-    from mmrazor.models.algorithms.distill.configurable import (
-        single_teacher_distill as std,
-    )
-
-    from .checkpoint import load_state_strict
-
-    def load_teacher(model, filename, map_location='cpu', strict=False,
-                     logger=None, revise_keys=None):
-        return load_state_strict(model, filename, 'model.teacher_ckpt',
-                                 map_location or 'cpu')
-
-    std.load_checkpoint = load_teacher
+def load_url_weights_only(url, *args, **kwargs):
+    """torch's ``load_url`` (download to the hub cache, then load) with
+    ``weights_only=True`` whatever the caller passes."""
+    from torch.hub import load_state_dict_from_url
+    kwargs['weights_only'] = True
+    return load_state_dict_from_url(url, *args, **kwargs)
 
 
-# --- 5. distiller config errors ---------------------------------------------
-def _nearest(name: str, choices, n: int = 3) -> str:
-    import difflib
-    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.4)
-    return f'; did you mean {", ".join(repr(c) for c in close)}?' if close \
-        else ''
+def patch_checkpoint_loading() -> str:
+    from mmengine.runner import checkpoint as ckpt_mod
+    from mmengine.utils.dl_utils import hub
+    if not hasattr(torch.serialization, 'add_safe_globals'):
+        raise ProtectionUnavailable(
+            f'torch {torch.__version__} has no '
+            'torch.serialization.add_safe_globals (torch >= 2.4 does): '
+            "MMEngine's own checkpoints cannot be allow-listed")
+    torch.serialization.add_safe_globals(mmengine_safe_globals())
+    _require(ckpt_mod, 'torch', 'load_url', 'CheckpointLoader')
+    _require(ckpt_mod.CheckpointLoader, 'load_checkpoint')
+    ckpt_mod.torch = WeightsOnlyTorch()
+    ckpt_mod.load_url = load_url_weights_only
+    if hasattr(hub, 'torch'):  # hub's own loader, torch < 1.7 only
+        hub.torch = ckpt_mod.torch
+    if hasattr(hub, 'load_url'):
+        hub.load_url = load_url_weights_only
+
+    loader = ckpt_mod.CheckpointLoader
+    if not getattr(loader.load_checkpoint, '_mmkd_safe', False):
+        original = loader.load_checkpoint.__func__
+
+        def load_checkpoint(cls, filename, map_location=None,
+                            logger='current'):
+            try:
+                return original(cls, filename, map_location, logger)
+            except pickle.UnpicklingError as exc:
+                if isinstance(exc, UnsafeCheckpointError):
+                    raise
+                raise _explain_refusal(filename, exc) from exc
+
+        load_checkpoint._mmkd_safe = True
+        loader.load_checkpoint = classmethod(load_checkpoint)
+    return 'applied'
 
 
-def check_recorder_sources(recorders, model, which: str) -> None:
-    """Every ModuleOutputs/ModuleInputs recorder source must be a module."""
-    names = dict(model.named_modules())
-    for rec_name, recorder in recorders.recorders.items():
-        kind = type(recorder).__name__
-        if kind not in ('ModuleOutputsRecorder', 'ModuleInputsRecorder'):
-            continue
-        if recorder.source not in names:
-            raise ValueError(
-                f'distiller.{which}_recorders.{rec_name}.source='
-                f'{recorder.source!r} is not a module of the {which} '
-                f'({type(model).__name__}){_nearest(recorder.source, names)}')
-
-
-def check_loss_arguments(losses, loss_forward_mappings) -> None:
-    """Mapping keys must be arguments of the loss's forward."""
-    from inspect import signature
-    for loss_name, mapping in (loss_forward_mappings or {}).items():
-        if loss_name not in losses:
-            raise ValueError(
-                f'distiller.loss_forward_mappings.{loss_name}: no distill '
-                f'loss of that name; losses are {sorted(losses)}')
-        params = signature(losses[loss_name].forward).parameters
-        for arg in mapping:
-            if arg not in params:
-                raise ValueError(
-                    f'distiller.loss_forward_mappings.{loss_name}.{arg}: '
-                    f'{type(losses[loss_name]).__name__}.forward takes no '
-                    f'argument {arg!r}; it takes {list(params)}')
-
-
-def patch_distiller_checks() -> None:
-    if _installed_version('mmrazor') > Version('1.0.0'):
-        return
-    from mmrazor.models.distillers import ConfigurableDistiller as CD
-    if getattr(CD.prepare_from_student, '_mmkd', False):
-        return
-    check_mappings = CD._check_loss_forward_mappings
-
-    def _check_loss_forward_mappings(self, losses, mappings, *args):
-        check_loss_arguments(losses, mappings)
-        return check_mappings(self, losses, mappings, *args)
-
-    def prepare(which):
-        original = getattr(CD, f'prepare_from_{which}')
-
-        def prepare_from(self, model):
-            check_recorder_sources(getattr(self, f'{which}_recorders'), model,
-                                   which)
-            return original(self, model)
-
-        prepare_from._mmkd = True
-        return prepare_from
-
-    CD._check_loss_forward_mappings = _check_loss_forward_mappings
-    CD.prepare_from_student = prepare('student')
-    CD.prepare_from_teacher = prepare('teacher')
-
-
-# --- 6. atomic local writes --------------------------------------------------
-def atomic_write(data, filepath, mode: str = 'wb', encoding=None) -> None:
-    """Write ``data`` to ``filepath`` so that readers see the old file or the
-    whole new one, never a part."""
-    import os
-    import tempfile
-    folder = os.path.dirname(os.path.abspath(filepath))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-',
-                               suffix=os.path.basename(str(filepath)))
-    try:
-        with os.fdopen(fd, mode, encoding=encoding) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def patch_atomic_local_writes() -> None:
-    if _installed_version('mmengine') > Version('0.10.7'):
-        return
-    from mmengine.fileio.backends import LocalBackend
-    if getattr(LocalBackend.put, '_mmkd', False):
-        return
-
-    def put(self, obj: bytes, filepath) -> None:
-        atomic_write(obj, filepath, 'wb')
-
-    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
-        atomic_write(obj, filepath, 'w', encoding)
-
-    put._mmkd = True
-    LocalBackend.put = put
-    LocalBackend.put_text = put_text
-    # CheckpointHook writes the `last_checkpoint` pointer with the builtin
-    # open(): that one name, in that module only, becomes an atomic writer.
-    from mmengine.hooks import checkpoint_hook
-    checkpoint_hook.open = open_pointer_atomically
-
-
+# --- 4. atomic last_checkpoint pointer ---------------------------------------
 class _AtomicText:
     """A text file opened for writing whose content replaces ``path`` in
-    one step when it is closed (see :func:`atomic_write`)."""
+    one step when it is closed (see :func:`mmkd.fileio.atomic_write`)."""
 
     def __init__(self, path: str, encoding=None) -> None:
         self.path, self.encoding, self.parts = path, encoding, []
@@ -360,6 +295,7 @@ class _AtomicText:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
+            from .fileio import atomic_write
             atomic_write(''.join(self.parts), self.path, 'w', self.encoding)
 
 
@@ -374,7 +310,20 @@ def open_pointer_atomically(file, mode: str = 'r', *args, **kwargs):
     return builtins.open(file, mode, *args, **kwargs)
 
 
-# --- 7. mmkd:: configs ------------------------------------------------------
+def patch_pointer_write() -> str:
+    import inspect
+
+    from mmengine.hooks import checkpoint_hook
+    source = inspect.getsource(checkpoint_hook.CheckpointHook)
+    if "'last_checkpoint'" not in source or 'with open(' not in source:
+        raise ProtectionUnavailable(
+            "mmengine's CheckpointHook no longer writes 'last_checkpoint' "
+            'with open(): the atomic pointer write does not reach it')
+    checkpoint_hook.open = open_pointer_atomically
+    return 'applied'
+
+
+# --- 5. mmkd:: configs ------------------------------------------------------
 def package_dir() -> str:
     """The folder of the imported mmkd package (site-packages/mmkd for a
     wheel, the checkout's mmkd/ for an editable install)."""
@@ -382,16 +331,18 @@ def package_dir() -> str:
     return osp.dirname(osp.abspath(__file__))
 
 
-def patch_config_scope() -> None:
-    if _installed_version('mmengine') > Version('0.10.7'):
-        return
+def patch_config_scope() -> str:
     import mmengine.config.config as config_module
     import mmengine.hub.hub as hub_module
     from mmengine.config import Config
     from mmengine.config import utils as config_utils
+    _require(config_utils, 'MODULE2PACKAGE')
+    _require(config_module, 'get_installed_path')
+    _require(hub_module, 'get_installed_path')
+    _require(Config, '_get_cfg_path')
     config_utils.MODULE2PACKAGE.setdefault('mmkd', 'mmkd')
     if getattr(Config.fromfile, '_mmkd', False):
-        return
+        return 'applied'
     found = config_module.get_installed_path
 
     def get_installed_path(package: str) -> str:
@@ -410,25 +361,24 @@ def patch_config_scope() -> None:
 
     fromfile_with_scope._mmkd = True
     Config.fromfile = staticmethod(fromfile_with_scope)
+    return 'applied'
 
 
 def apply() -> None:
-    """Apply every patch once (idempotent)."""
+    """Apply every step once (idempotent)."""
     global _applied
     if _applied:
         return
-    # mmengine imports pkg_resources to find mmdet's configs; setuptools
-    # warns about it on every tool start. The warning is not actionable for
-    # users (setuptools is pinned below 81 where it still exists).
-    import warnings
+    # MMEngine imports pkg_resources to find mmdet's configs; setuptools
+    # warns about it on every tool start. Not actionable for users
+    # (setuptools is pinned below 81 where it still exists): silenced for
+    # that import in MMEngine only, not for the process.
     warnings.filterwarnings('ignore', message='pkg_resources is deprecated',
-                            category=UserWarning)
-    check_joblib()
-    stub_mmrazor_quantization()
-    patch_checkpoint_loading()
+                            category=UserWarning, module=r'mmengine\.')
+    STATUS['joblib'] = check_joblib()
+    STATUS['quantization'] = stub_mmrazor_quantization()
+    _step('weights-only loading', patch_checkpoint_loading)
     import mmrazor.models  # noqa: F401  (must import after the stub)
-    patch_teacher_loading()
-    patch_distiller_checks()
-    patch_atomic_local_writes()
-    patch_config_scope()
+    _step('last_checkpoint pointer', patch_pointer_write)
+    _step('mmkd:: configs', patch_config_scope)
     _applied = True

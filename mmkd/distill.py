@@ -21,7 +21,8 @@ loss that cannot resize, stop with the key to fix.
 and :func:`fpn_distiller_cfg` expands it into MMRazor's recorders (one
 ``ModuleOutputs`` recorder on each model's neck), one connector and one loss
 per level, and the ``loss_forward_mappings`` that join them. The object built
-is MMRazor's own ``ConfigurableDistiller``.
+is mmkd's ``CheckedDistiller``: MMRazor's ``ConfigurableDistiller`` with
+config errors that name the key.
 """
 import copy
 from typing import Dict, Optional, Sequence, Tuple, Union
@@ -133,7 +134,7 @@ def fpn_distiller_cfg(levels: Sequence[int],
             teacher_record['connector'] = f'{name}{level}_teacher'
         mappings[loss_name] = {arg_S: student_record, arg_T: teacher_record}
     return dict(
-        type='ConfigurableDistiller',
+        type='CheckedDistiller',
         student_recorders={
             f'{name}_s': dict(type=recorder, source=student_source)
         },

@@ -26,6 +26,7 @@ from .checkpoint import (
     read_checkpoint,
     state_dict_of,
 )
+from .config_files import resolve_config
 
 STUDENT_PREFIX = 'architecture.'
 # Top-level variables of mmkd's distill configs that only build the model.
@@ -126,10 +127,11 @@ def export_student(config: Union[str, Config], checkpoint: str,
     if isinstance(config, Config):
         cfg, config_name = config, config.filename or '<config>'
     else:
-        if not osp.isfile(config):
-            raise ExportError(f'CONFIG {config!r}: no such file (looked at '
-                              f'{osp.abspath(config)})')
-        cfg, config_name = Config.fromfile(config), config
+        try:
+            path = resolve_config(config)
+        except FileNotFoundError as exc:
+            raise ExportError(str(exc)) from None
+        cfg, config_name = Config.fromfile(path), config
     model_cfg = student_model_cfg(cfg, config_name)
 
     source = read_checkpoint(checkpoint, 'CHECKPOINT')

@@ -143,6 +143,37 @@ def train_tool():
     return train
 
 
+# --- bilinear resizing, written out ------------------------------------------
+def _bilinear_matrix(out_size: int, in_size: int) -> torch.Tensor:
+    """(out, in) weights of 1-D linear interpolation with half-pixel
+    centres (align_corners=False): output i samples the input at
+    (i + 0.5) * in / out - 0.5, clamped at 0 and at the last pixel."""
+    m = torch.zeros(out_size, in_size, dtype=torch.float64)
+    for i in range(out_size):
+        src = max((i + 0.5) * in_size / out_size - 0.5, 0.0)
+        lo = min(int(src), in_size - 1)
+        hi = min(lo + 1, in_size - 1)
+        frac = src - lo
+        m[i, lo] += 1 - frac
+        m[i, hi] += frac
+    return m
+
+
+@pytest.fixture(scope='session')
+def bilinear_resize():
+    """``bilinear_resize(x, (h, w))``: (B, C, H, W) -> (B, C, h, w) by the
+    formula of bilinear interpolation (rows, then columns), independent of
+    ``F.interpolate``."""
+
+    def resize(x, size):
+        rows = _bilinear_matrix(size[0], x.shape[-2])
+        cols = _bilinear_matrix(size[1], x.shape[-1])
+        out = torch.einsum('ih,bchw,jw->bcij', rows, x.double(), cols)
+        return out.to(x.dtype)
+
+    return resize
+
+
 # --- an unpickling payload ---------------------------------------------------
 class Payload:
     """Unpickling this creates a file: proof that code ran."""

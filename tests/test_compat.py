@@ -46,9 +46,23 @@ def test_quantization_gives_clear_error():
                               global_qconfig=dict()))
 
 
-def test_quantization_stub_only_where_needed(monkeypatch):
-    monkeypatch.setattr(compat, 'TORCH', compat.Version('2.0.1'))
-    assert not compat._mmrazor_quantization_broken()
+def test_quantization_stub_only_where_the_import_fails(monkeypatch):
+    """The stub is decided by trying the import, not by version numbers."""
+    name = compat.QUANT_NAME
+    monkeypatch.setattr(compat, '_quant_error', compat._quant_error)
+    monkeypatch.delitem(sys.modules, name)
+    imported = []
+    monkeypatch.setattr(compat.importlib, 'import_module',
+                        lambda n: imported.append(n))
+    assert compat.stub_mmrazor_quantization() == 'not needed: it imports'
+    assert imported == [name] and name not in sys.modules
+
+    def broken(n):
+        raise ImportError("cannot import name 'reverse2'")
+    monkeypatch.setattr(compat.importlib, 'import_module', broken)
+    assert 'reverse2' in compat.stub_mmrazor_quantization()
+    with pytest.raises(compat.QuantizationUnavailable, match='reverse2'):
+        sys.modules[name].QConfigHandler()
 
 
 def test_missing_joblib_names_the_fix(monkeypatch):
@@ -148,19 +162,32 @@ def test_refusal_message_names_file_and_fix(payload_ckpt):
 
 
 def test_teacher_payload_refused_and_mismatch_named(payload_ckpt, tmp_path):
-    from mmrazor.models.algorithms.distill.configurable import (
-        single_teacher_distill as std,
-    )
+    from mmkd.checkpoint import load_state_strict
     path, marker = payload_ckpt
     with pytest.raises(CheckpointError):
-        std.load_checkpoint(Toy(), path)
+        load_state_strict(Toy(), path, 'model.teacher_ckpt')
     assert not marker.exists()
     other = str(tmp_path / 'other.pth')
     torch.save({'state_dict': {'fc.weight': torch.zeros(3, 2)}}, other)
     with pytest.raises(CheckpointError,
                        match=r'model.teacher_ckpt.*missing keys: lin.weight'
                        r'.*unexpected keys: fc.weight'):
-        std.load_checkpoint(Toy(), other)
+        load_state_strict(Toy(), other, 'model.teacher_ckpt')
+
+
+def test_mmrazor_itself_is_not_patched():
+    """mmkd's strict loading and checks are its own registered subclasses;
+    MMRazor's classes and functions are MMRazor's."""
+    from mmengine.runner import load_checkpoint
+    from mmrazor.models import ConfigurableDistiller, SingleTeacherDistill
+    from mmrazor.models.algorithms.distill.configurable import (
+        single_teacher_distill as std,
+    )
+    assert std.load_checkpoint is load_checkpoint
+    for cls in (ConfigurableDistiller, SingleTeacherDistill):
+        for name, attr in vars(cls).items():
+            module = getattr(attr, '__module__', '') or ''
+            assert not module.startswith('mmkd'), (cls, name)
 
 
 @pytest.mark.parametrize('tool', ['train', 'test'])
@@ -176,3 +203,154 @@ def test_tools_accept_both_local_rank_spellings(tool, flag, monkeypatch,
     assert seen['launcher'] == 'pytorch'
     assert os.environ['LOCAL_RANK'] == '3'
     monkeypatch.delenv('LOCAL_RANK')
+
+
+# --- protections that must not switch off ------------------------------------
+def test_every_protection_is_applied():
+    assert compat.STATUS['weights-only loading'] == 'applied'
+    assert compat.STATUS['last_checkpoint pointer'] == 'applied'
+    assert compat.STATUS['mmkd:: configs'] == 'applied'
+    assert compat.STATUS['quantization'].startswith(('stubbed', 'not needed'))
+
+
+def test_a_version_bump_keeps_every_protection(payload_ckpt, tmp_path):
+    """MMEngine 0.10.99 and MMRazor 1.0.1 (as their metadata would say after
+    an upgrade): every patch still applies, a payload is still refused."""
+    path, marker = payload_ckpt
+    code = f"""
+import importlib.metadata as md
+real = md.version
+bumped = {{'mmengine': '0.10.99', 'mmrazor': '1.0.1'}}
+md.version = lambda name: bumped.get(name) or real(name)
+import mmkd
+from mmkd import compat
+from mmengine.runner.checkpoint import CheckpointLoader
+assert md.version('mmengine') == '0.10.99'
+print(sorted(compat.STATUS.items()))
+try:
+    CheckpointLoader.load_checkpoint({path!r})
+except compat.UnsafeCheckpointError:
+    print('REFUSED')
+"""
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, timeout=300)
+    assert 'REFUSED' in out.stdout, out.stderr[-2000:]
+    assert 'UNAVAILABLE' not in out.stdout
+    assert out.stdout.count("'applied'") == 3, out.stdout
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('step', ['weights-only loading',
+                                  'last_checkpoint pointer',
+                                  'mmkd:: configs'])
+def test_a_protection_that_cannot_apply_warns_loudly(step, monkeypatch):
+    """Upstream code changed shape: mmkd says so instead of running
+    unprotected."""
+    import inspect
+
+    import mmengine.config.config as config_module
+    from mmengine.runner import checkpoint as ckpt_mod
+    apply, break_it = {
+        'weights-only loading': (
+            compat.patch_checkpoint_loading,
+            lambda: monkeypatch.delattr(ckpt_mod, 'load_url')),
+        'last_checkpoint pointer': (
+            compat.patch_pointer_write,
+            lambda: monkeypatch.setattr(inspect, 'getsource',
+                                        lambda obj: 'def save(): pass')),
+        'mmkd:: configs': (
+            compat.patch_config_scope,
+            lambda: monkeypatch.delattr(config_module,
+                                        'get_installed_path')),
+    }[step]
+    monkeypatch.setattr(compat, 'STATUS', {})
+    break_it()
+    with pytest.warns(compat.ProtectionWarning,
+                      match=f'could not apply its protection "{step}".*'
+                      'WITHOUT it'):
+        compat._step(step, apply)
+    assert compat.STATUS[step].startswith('UNAVAILABLE')
+
+
+def _calls(module) -> set:
+    """Every ``name(...)`` / ``a.b(...)`` call in a module's source, as
+    dotted text."""
+    import ast
+    import inspect
+    found = set()
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, ast.Call):
+            found.add(ast.unparse(node.func))
+    return found
+
+
+def test_mmengine_loads_checkpoints_only_through_the_patched_globals():
+    """The weights-only patch replaces ``torch`` and ``load_url`` in
+    mmengine.runner.checkpoint. Fails when MMEngine loads a checkpoint any
+    other way, or adds a load scheme, so that the patch is looked at."""
+    from mmengine.runner import checkpoint as ckpt_mod
+    loads = {c for c in _calls(ckpt_mod)
+             if c.endswith(('.load', 'load_url')) or c in ('load', 'loads')}
+    # Besides those two: `load`, load_state_dict's own recursion, and
+    # `mmengine.load`, the JSON list of model-zoo URLs.
+    assert loads == {'torch.load', 'load_url', 'load', 'mmengine.load'}, loads
+    assert isinstance(ckpt_mod.torch, compat.WeightsOnlyTorch)
+    assert ckpt_mod.load_url is compat.load_url_weights_only
+    assert sorted(CheckpointLoader._schemes) == [
+        '', r'(\S+\:)?petrel://', r'(\S+\:)?s3://', 'http://', 'https://',
+        'mmcls://', 'modelzoo://', 'open-mmlab://', 'openmmlab://', 'pavi://',
+        'torchvision://']
+
+
+def test_weights_only_holds_when_mmengine_asks_for_full_unpickling(
+        payload_ckpt):
+    """Newer MMEngine calls torch.load(..., weights_only=False)."""
+    from mmengine.runner import checkpoint as ckpt_mod
+    path, marker = payload_ckpt
+    with pytest.raises(pickle.UnpicklingError):
+        ckpt_mod.torch.load(path, map_location='cpu', weights_only=False)
+    assert not marker.exists()
+
+
+def test_url_checkpoints_load_weights_only(payload_ckpt, monkeypatch,
+                                           tmp_path):
+    """http(s) teacher checkpoints: torch's load_url would unpickle them
+    (its weights_only defaults to False). No network: the download is a
+    local copy."""
+    import shutil
+    path, marker = payload_ckpt
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'hub'))
+    monkeypatch.setattr(torch.hub, 'download_url_to_file',
+                        lambda url, dst, *a, **k: shutil.copyfile(path, dst))
+    with pytest.raises(compat.UnsafeCheckpointError, match='evil.pth'):
+        CheckpointLoader.load_checkpoint('https://example.invalid/evil.pth')
+    assert not marker.exists()
+    good = str(tmp_path / 'good.pth')
+    torch.save({'state_dict': {'w': torch.ones(2)}}, good)
+    monkeypatch.setattr(torch.hub, 'download_url_to_file',
+                        lambda url, dst, *a, **k: shutil.copyfile(good, dst))
+    ckpt = CheckpointLoader.load_checkpoint('https://example.invalid/ok.pth')
+    assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+
+
+def test_pointer_patch_matches_mmengine_source():
+    """The pointer patch replaces ``open`` in mmengine.hooks.checkpoint_hook:
+    fails when CheckpointHook stops writing ``last_checkpoint`` that way."""
+    from mmengine.hooks import checkpoint_hook
+    calls = _calls(checkpoint_hook.CheckpointHook)
+    assert 'open' in calls
+    assert checkpoint_hook.open is compat.open_pointer_atomically
+
+
+def test_warnings_filter_is_scoped_to_mmengine():
+    """mmkd silences setuptools' pkg_resources warning for MMEngine's import
+    only: the same warning from the user's code still shows."""
+    code = ('import warnings, mmkd\n'
+            'print([f[3].pattern for f in warnings.filters if f[1] is not '
+            'None and f[1].pattern == "pkg_resources is deprecated"])\n'
+            'warnings.warn("pkg_resources is deprecated as an API")\n')
+    out = subprocess.run([sys.executable, '-W', 'default', '-c', code],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == r"['mmengine\\.']", out.stdout
+    assert 'UserWarning: pkg_resources is deprecated' in out.stderr

@@ -4,11 +4,10 @@ import copy
 import pytest
 import torch
 from mmengine.registry import DefaultScope
-from mmrazor.models import ConfigurableDistiller
 from mmrazor.registry import MODELS
 
 from mmkd.distill import fpn_distiller_cfg
-from mmkd.models import OrthoDistillLoss, ProjectorConnector
+from mmkd.models import CheckedDistiller, OrthoDistillLoss, ProjectorConnector
 
 VKD = dict(connector=dict(type='ProjectorConnector', orthogonal=True),
            loss=dict(type='OrthoDistillLoss', norm='batch',
@@ -22,7 +21,7 @@ SRD = dict(connector=dict(type='ProjectorConnector', orthogonal=False),
 def test_expansion_one_connector_and_loss_per_level():
     cfg = fpn_distiller_cfg(levels=(0, 2), student_channels=[32, 64],
                             teacher_channels=128, **VKD)
-    assert cfg['type'] == 'ConfigurableDistiller'
+    assert cfg['type'] == 'CheckedDistiller'
     assert set(cfg['distill_losses']) == {'loss_fpn0', 'loss_fpn2'}
     assert cfg['connectors']['fpn2_student'] == dict(
         type='ProjectorConnector', orthogonal=True, in_channels=64,
@@ -50,16 +49,17 @@ def test_configurable_distiller_accepts_loss_arguments():
         distiller = MODELS.build(dict(
             type='FpnDistiller', levels=(0, 1), student_channels=4,
             teacher_channels=8, **VKD))
-    assert type(distiller) is ConfigurableDistiller
+    assert type(distiller) is CheckedDistiller
     assert all(isinstance(c, ProjectorConnector)
                for c in distiller.connectors.values())
     assert all(isinstance(loss, OrthoDistillLoss)
                for loss in distiller.distill_losses.values())
     # Mapping keys are checked against forward's signature: a wrong argument
-    # name is refused (mmkd turns MMRazor's assert into a ValueError).
+    # name is refused (an AssertionError, as MMRazor's, and a ValueError).
     bad = fpn_distiller_cfg(levels=(0, ), student_channels=4,
                             teacher_channels=8, loss_args=('s', 't'), **VKD)
-    with pytest.raises(ValueError, match=r"takes no argument 's'"):
+    with pytest.raises((AssertionError, ValueError),
+                       match=r"takes no argument 's'"):
         with DefaultScope.overwrite_default_scope('mmrazor'):
             MODELS.build(bad)
 
@@ -67,7 +67,7 @@ def test_configurable_distiller_accepts_loss_arguments():
 def _fpn_distill(mmdet_model_cfg, recipe, student='retinanet_r18',
                  teacher='retinanet_r50'):
     return dict(
-        type='FpnTeacherDistill',
+        type='StrictFpnTeacherDistill',
         architecture=mmdet_model_cfg(f'mmdet::retinanet/{student}_fpn_1x_coco.py'),
         teacher=mmdet_model_cfg(f'mmdet::retinanet/{teacher}_fpn_1x_coco.py'),
         distiller=dict(type='FpnDistiller', levels=(0, 1, 2, 3, 4),

@@ -17,7 +17,7 @@ def test_missing_teacher_checkpoint(tmp_path, demo_distill_cfg, build_model):
     cfg.teacher_ckpt = str(tmp_path / 'nope.pth')
     with pytest.raises(CheckpointError,
                        match=r'model.teacher_ckpt=.*nope.pth.*no such file'):
-        build_model(cfg)
+        build_model(cfg).load_teacher()  # as training does before step 1
 
 
 def test_unreadable_teacher_checkpoint(
@@ -28,7 +28,7 @@ def test_unreadable_teacher_checkpoint(
     cfg.teacher_ckpt = str(path)
     with pytest.raises(CheckpointError,
                        match=r'garbage.pth.*could not be read'):
-        build_model(cfg)
+        build_model(cfg).load_teacher()
 
 
 def test_teacher_checkpoint_of_other_architecture(
@@ -41,7 +41,7 @@ def test_teacher_checkpoint_of_other_architecture(
     cfg = demo_distill_cfg()
     cfg.teacher_ckpt = path
     with pytest.raises(CheckpointError) as info:
-        build_model(cfg)
+        build_model(cfg).load_teacher()
     msg = str(info.value)
     assert 'shape mismatches' in msg and 'backbone.conv1.weight' in msg
     assert 'checkpoint (16, 3, 7, 7) vs model (32, 3, 7, 7)' in msg
@@ -55,6 +55,7 @@ def test_teacher_checkpoint_loads_exactly(
     cfg = demo_distill_cfg()
     cfg.teacher_ckpt = path
     algo = build_model(cfg)
+    algo.load_teacher()
     for k, v in teacher.state_dict().items():
         assert torch.equal(algo.teacher.state_dict()[k], v), k
 

@@ -8,6 +8,7 @@ DINO student alone, VkD tokens, VkD tokens + queries, PKD).
     python tools/compare.py --seeds 0 1 2
     python tools/compare.py --pair dino --seeds 0 1 \
         --work-dir work_dirs/dino_compare
+    python tools/compare.py --seeds 0 1 --dry-run   # list the runs only
 """
 import argparse
 import os.path as osp
@@ -18,6 +19,7 @@ from mmkd.experiments.demo import (
     collect_comparison,
     comparison_table,
     last_scalars,
+    plan_comparison,
     project_path,
     run_comparison,
 )
@@ -37,9 +39,20 @@ def main(argv=None):
     parser.add_argument('--cfg-options', nargs='+', default=[])
     parser.add_argument('--table-only', action='store_true',
                         help='only collect the finished runs into the table')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='list the runs (configs, work dirs, options) '
+                        'and check that each config loads; train nothing')
     args = parser.parse_args(argv)
     pair = DEMO_PAIRS[args.pair]
     methods = args.methods or list(pair['methods'])
+    if args.dry_run:
+        for run in plan_comparison(args.work_dir, args.data_root, methods,
+                                   args.seeds, pair['work_dir'],
+                                   pair['teacher'], args.cfg_options):
+            state = 'done' if run['done'] else 'to train'
+            print(f"{run['run']}: {state}, {run['config']} -> "
+                  f"{run['work_dir']}")
+        return
     if args.table_only:
         runs = collect_comparison(args.work_dir, methods)
     else:

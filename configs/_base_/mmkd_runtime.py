@@ -9,8 +9,12 @@
 # - DropFrozenTeacherHook: checkpoints of a distiller leave out its frozen
 #   teacher (it comes from model.teacher_ckpt) and get it back on load; on a
 #   detector without a teacher it does nothing.
+# - AtomicCheckpointHook: checkpoints in a local work dir are written whole or
+#   not at all (a temporary file renamed over the target), with the file mode
+#   an ordinary write gives.
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 custom_hooks = [
+    dict(type='AtomicCheckpointHook'),
     dict(type='FiniteLossHook'),
     dict(type='DropFrozenTeacherHook'),
 ]

@@ -1,4 +1,6 @@
-# The demo's teacher: 4x wider backbone and FPN, trained 2x longer.
+# The demo's teacher: a 2x wider backbone (ResNet-18 with 32 base channels
+# against the student's 16), the same 64-channel FPN, trained 1600 iterations
+# (the students: 600).
 _base_ = ['./retinanet_student_shapes.py']
 model = {{_base_.teacher}}
 max_iters = 1600

@@ -7,7 +7,9 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ..config_files import resolve_config
 from ..engine import check_distiller_shapes
+from ..engine.teacher_checkpoint import load_deferred_teacher
 from ..preflight import preflight
 
 TEACHER_HOOK = 'DropFrozenTeacherHook'
@@ -16,10 +18,7 @@ TEACHER_HOOK = 'DropFrozenTeacherHook'
 def load_config(config: str, cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None,
                 launcher: str = 'none') -> Config:
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config {config!r} does not exist (looked at '
-                                f'{osp.abspath(config)})')
-    cfg = Config.fromfile(config)
+    cfg = Config.fromfile(resolve_config(config))
     cfg.launcher = launcher
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -142,6 +141,10 @@ def train(config: str, work_dir: Optional[str] = None,
     preflight(cfg, train=True)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    # The teacher checkpoint (read when first needed, see
+    # mmkd.models.StrictTeacherMixin) before anything else runs: a wrong or
+    # missing one stops here, naming model.teacher_ckpt.
+    load_deferred_teacher(runner.model)
     # Channels and shapes of every connector and loss, before any step.
     check_distiller_shapes(runner.model)
     runner.train()

@@ -1,4 +1,5 @@
 from .amp import AutocastOptimWrapper
+from .atomic_checkpoint import AtomicCheckpointHook
 from .guards import (
                      FiniteLossHook,
                      NonFiniteLossError,
@@ -7,5 +8,6 @@ from .guards import (
 )
 from .teacher_checkpoint import DropFrozenTeacherHook
 
-__all__ = ['AutocastOptimWrapper', 'DropFrozenTeacherHook', 'FiniteLossHook',
-           'NonFiniteLossError', 'check_distiller_shapes', 'check_finite']
+__all__ = ['AtomicCheckpointHook', 'AutocastOptimWrapper',
+           'DropFrozenTeacherHook', 'FiniteLossHook', 'NonFiniteLossError',
+           'check_distiller_shapes', 'check_finite']

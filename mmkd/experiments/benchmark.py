@@ -48,6 +48,13 @@ METHODS = ('student', 'teacher_fwd') + tuple(RECIPES) + (
     'teacher_fwd_bf16', 'vkd_bf16', 'srd_bf16')
 
 
+def is_fpn_method(method: str) -> bool:
+    """Whether an FPN setting can time ``method``: looked up when called, so
+    recipes added to ``RECIPES`` afterwards (tools/analysis) count."""
+    base = method[:-len('_bf16')] if method.endswith('_bf16') else method
+    return base in ('student', 'teacher_fwd') or base in RECIPES
+
+
 # Every setting's pair (detectors, levels, channels) as an mmkd config states
 # it once (configs/_base_/coco/, configs/demo/_base_/pair.py).
 SETTINGS = {
@@ -260,7 +267,13 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
             models[method] = model
             steps[method] = make_step(method, model, data)
         return _time_steps(steps, models, warmup, repeats, device)
-    methods = [m for m in methods or METHODS if m in METHODS]
+    methods = list(methods or METHODS)
+    unknown = [m for m in methods if not is_fpn_method(m)]
+    if unknown:
+        raise ValueError(
+            f'benchmark methods {unknown} are unknown: a method is student, '
+            f'teacher_fwd or a recipe ({", ".join(RECIPES)}), optionally '
+            'with _bf16 (the teacher in bfloat16)')
     if c_s != c_t:
         methods = [m for m in methods if not m.startswith('fbkd')]
     fbkd_levels, data = None, None

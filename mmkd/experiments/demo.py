@@ -181,6 +181,44 @@ def run_comparison(work_dir: str = 'work_dirs/compare',
     return collect_comparison(work_dir, methods)
 
 
+def plan_comparison(work_dir: str, data_root: str, methods, seeds,
+                    teacher_work_dir: str, teacher_config: str,
+                    cfg_options: Optional[List[str]] = None) -> List[dict]:
+    """What :func:`run_comparison` would train, without training: one entry
+    per run (the teacher first) with its config, work dir, the options
+    passed to the train tool and whether a finished run is already there.
+    Each config is loaded with those options, so a wrong method, config or
+    option fails here (``tools/compare.py --dry-run``)."""
+    import argparse
+
+    from mmengine.config import DictAction
+
+    from ..apis import load_config
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    data_opts = data_options(data_root) + list(cfg_options or [])
+    teacher_dir = osp.join(project_path(teacher_work_dir), 'teacher')
+    teacher_ckpt = osp.join(teacher_dir, 'teacher.pth')
+    plan = [dict(run='teacher', config=osp.join(DEMO_CONFIGS, teacher_config),
+                 work_dir=teacher_dir, options=data_opts,
+                 done=osp.isfile(teacher_ckpt))]
+    for seed in seeds:
+        for method in methods:
+            run_dir = osp.join(project_path(work_dir), f'{method}_seed{seed}')
+            extra = [] if method.endswith('student') else [
+                f'model.teacher_ckpt={teacher_ckpt}']
+            plan.append(dict(
+                run=f'{method} seed {seed}',
+                config=osp.join(DEMO_CONFIGS, DEMO_METHODS[method]),
+                work_dir=run_dir, options=data_opts + extra,
+                done=osp.isfile(osp.join(run_dir, 'result.json'))))
+    for entry in plan:
+        options = parser.parse_args(['--cfg-options'] +
+                                    entry['options']).cfg_options
+        load_config(entry['config'], options, entry['work_dir'])
+    return plan
+
+
 def collect_comparison(work_dir: str, methods=tuple(DEMO_METHODS)
                        ) -> Dict[str, List[dict]]:
     """The finished runs under ``work_dir``, by method, in seed order."""

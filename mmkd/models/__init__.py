@@ -1,10 +1,18 @@
 """Registered mmkd modules (leaves: configs reach them through
 ``mmrazor.registry.MODELS`` / ``TASK_UTILS`` by name)."""
-from .algorithms import DinoTeacherDistill, ReducedPrecisionTeacherDistill
+from .algorithms import (
+    DinoTeacherDistill,
+    ReducedPrecisionTeacherDistill,
+    StrictFpnTeacherDistill,
+    StrictSingleTeacherDistill,
+)
 from .connectors import ProjectorConnector
+from .distillers import CheckedDistiller, DistillerConfigError
 from .losses import OrthoDistillLoss
 from .recorders import DetrDecoderQueriesRecorder, DetrEncoderLevelsRecorder
 
-__all__ = ['DinoTeacherDistill', 'ReducedPrecisionTeacherDistill',
+__all__ = ['CheckedDistiller', 'DistillerConfigError', 'DinoTeacherDistill',
+           'ReducedPrecisionTeacherDistill', 'StrictFpnTeacherDistill',
+           'StrictSingleTeacherDistill',
            'ProjectorConnector', 'OrthoDistillLoss',
            'DetrDecoderQueriesRecorder', 'DetrEncoderLevelsRecorder']

@@ -34,7 +34,7 @@ teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v3.0/rtmdet/rtmdet_l_
 model = dict(
     _delete_=True,
     _scope_='mmrazor',
-    type='FpnTeacherDistill',  # the teacher runs backbone + neck only
+    type='StrictFpnTeacherDistill',  # teacher: backbone + neck, strict ckpt
     architecture=student,
     teacher=teacher,
     teacher_ckpt=teacher_ckpt,
@@ -50,6 +50,7 @@ find_unused_parameters = True
 # mmyolo's RTMDet distillation does (MMRazor's StopDistillHook).
 custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 custom_hooks = _base_.custom_hooks + [
+    dict(type='AtomicCheckpointHook'),
     dict(type='FiniteLossHook'),
     dict(type='DropFrozenTeacherHook'),
     dict(type='mmrazor.StopDistillHook', stop_epoch=280),

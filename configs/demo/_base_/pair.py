@@ -6,7 +6,7 @@ _base_ = ['../retinanet_student_shapes.py']
 model = dict(
     _delete_=True,
     _scope_='mmrazor',
-    type='FpnTeacherDistill',
+    type='StrictFpnTeacherDistill',
     architecture={{_base_.student}},
     teacher={{_base_.teacher}},
     # Written by tools/demo.py; point it at your own teacher with

@@ -20,13 +20,11 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine.structures import BaseDataElement
-from mmrazor.models.algorithms.distill.configurable import (
-    single_teacher_distill,
-)
 from mmrazor.models.utils import add_prefix
 from mmrazor.registry import MODELS
 
 from ..recorders import DetrDecoderQueriesRecorder, DetrEncoderLevelsRecorder
+from .strict_teacher import StrictSingleTeacherDistill
 
 # How far the teacher has to run, by the recorders the distiller uses.
 _NECK, _ENCODER, _DECODER = 1, 2, 3
@@ -80,7 +78,7 @@ def _decoder_inputs(model):
 
 
 @MODELS.register_module()
-class DinoTeacherDistill(single_teacher_distill.SingleTeacherDistill):
+class DinoTeacherDistill(StrictSingleTeacherDistill):
     """A frozen DINO teacher, a DINO student, VkD-style token and query
     distillation (see the module docstring for the query pairing).
 

@@ -2,16 +2,17 @@ from typing import List, Optional
 
 import torch
 from mmengine.structures import BaseDataElement
-from mmrazor.models.algorithms.distill.configurable import fpn_teacher_distill
 from mmrazor.models.utils import add_prefix
 from mmrazor.registry import MODELS
+
+from .strict_teacher import StrictFpnTeacherDistill
 
 TEACHER_DTYPES = {'float32': None, 'bfloat16': torch.bfloat16,
                   'float16': torch.float16}
 
 
 @MODELS.register_module()
-class ReducedPrecisionTeacherDistill(fpn_teacher_distill.FpnTeacherDistill):
+class ReducedPrecisionTeacherDistill(StrictFpnTeacherDistill):
     """MMRazor's ``FpnTeacherDistill`` (the teacher runs backbone + neck
     only) with the frozen teacher optionally in reduced precision.
 

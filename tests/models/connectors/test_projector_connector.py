@@ -40,7 +40,7 @@ def test_orthogonal_after_optimizer_steps(in_c, out_c, orthogonal_map):
 
 
 def test_default_map_is_cayley():
-    # The cheapest map measured (README, "Efficiency"); PyTorch's own
+    # The cheapest map measured (docs/benchmarks.md); PyTorch's own
     # default for a non-square W is a Householder product.
     proj = ProjectorConnector(4, 8)
     assert proj.orthogonal_map == 'cayley'
@@ -97,7 +97,7 @@ def test_wrong_input_channels_names_shapes():
 @pytest.mark.parametrize('resize_to, size', [((5, 7), (5, 7)),
                                              (4, (4, 4))])
 @pytest.mark.parametrize('orthogonal', [True, False])
-def test_resize_to(resize_to, size, orthogonal):
+def test_resize_to(resize_to, size, orthogonal, bilinear_resize):
     # Documented order: project (1x1, W and bias), then interpolate the
     # output bilinearly (half-pixel centres) to resize_to. Bilinear weights
     # sum to 1, so the other order agrees up to rounding; `nearest`,
@@ -112,8 +112,7 @@ def test_resize_to(resize_to, size, orthogonal):
     projected = torch.einsum('oc,bchw->bohw', w, x)
     if proj.proj.bias is not None:
         projected = projected + proj.proj.bias.detach()[None, :, None, None]
-    want = torch.nn.functional.interpolate(
-        projected, size=size, mode='bilinear', align_corners=False)
+    want = bilinear_resize(projected, size)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 

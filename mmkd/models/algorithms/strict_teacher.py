@@ -1,0 +1,82 @@
+"""MMRazor's single-teacher distillers with a teacher checkpoint that must fit.
+
+MMRazor 1.0.0 loads ``teacher_ckpt`` with ``strict=False``: a checkpoint of
+another architecture silently leaves a random teacher, and distillation
+"gives no gain". These subclasses load it with
+:func:`mmkd.checkpoint.load_state_strict` (weights only, every key and shape
+checked) and leave MMRazor's own classes as they are.
+
+The teacher is loaded when it is first needed, not when the model is built:
+evaluating the student (MMDetection's ``tools/test.py`` on a distill config)
+builds the whole distiller but never runs the teacher, so it neither reads
+nor downloads the teacher checkpoint. Training loads it before the first
+step: :class:`mmkd.engine.DropFrozenTeacherHook` calls :meth:`load_teacher`
+in ``before_train`` (and then compares a resumed checkpoint's teacher
+fingerprint), and a ``mode='loss'`` forward calls it in any case.
+"""
+from typing import Optional
+
+from mmrazor.models.algorithms.distill.configurable import (
+    fpn_teacher_distill,
+    single_teacher_distill,
+)
+from mmrazor.registry import MODELS
+
+
+class StrictTeacherMixin:
+    """Strict, deferred teacher loading for a ``SingleTeacherDistill``.
+
+    Args:
+        teacher_ckpt (str, optional): the teacher's checkpoint (path or URL),
+            loaded strictly by :meth:`load_teacher`. Defaults to None (the
+            teacher keeps its initial weights, e.g. in tests).
+    """
+
+    def __init__(self, *args, teacher_ckpt: Optional[str] = None,
+                 **kwargs) -> None:
+        super().__init__(*args, teacher_ckpt=None, **kwargs)
+        self.teacher_ckpt = teacher_ckpt
+        self.teacher_loaded = not teacher_ckpt
+        if teacher_ckpt:
+            # Its weights come from teacher_ckpt: init_weights() (and an
+            # ImageNet `Pretrained` init_cfg) must leave it alone.
+            self.teacher._is_init = True
+
+    def load_teacher(self) -> None:
+        """Load ``teacher_ckpt`` into the teacher once (strict, weights only).
+
+        Raises:
+            mmkd.checkpoint.CheckpointError: the file is missing, unreadable
+                or does not fit the teacher, naming ``model.teacher_ckpt``.
+        """
+        if self.teacher_loaded:
+            return
+        from mmkd.checkpoint import load_state_strict
+        load_state_strict(self.teacher, self.teacher_ckpt,
+                          'model.teacher_ckpt')
+        self.teacher_loaded = True
+
+    def forward(self, inputs, data_samples=None, mode: str = 'tensor'):
+        # Here rather than in loss(): subclasses replace loss() whole.
+        if mode == 'loss':
+            self.load_teacher()
+        return super().forward(inputs, data_samples, mode)
+
+
+@MODELS.register_module()
+class StrictSingleTeacherDistill(StrictTeacherMixin,
+                                 single_teacher_distill.SingleTeacherDistill):
+    """MMRazor's ``SingleTeacherDistill`` (the whole teacher runs) with
+    strict, deferred teacher loading (:class:`StrictTeacherMixin`)."""
+
+
+@MODELS.register_module()
+class StrictFpnTeacherDistill(StrictTeacherMixin,
+                              fpn_teacher_distill.FpnTeacherDistill):
+    """MMRazor's ``FpnTeacherDistill`` (the teacher runs backbone + neck
+    only) with strict, deferred teacher loading
+    (:class:`StrictTeacherMixin`)."""
+
+
+__all__ = ['StrictTeacherMixin', 'StrictSingleTeacherDistill',
+           'StrictFpnTeacherDistill']

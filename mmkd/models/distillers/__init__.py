@@ -1,0 +1,3 @@
+from .checked_distiller import CheckedDistiller, DistillerConfigError
+
+__all__ = ['CheckedDistiller', 'DistillerConfigError']
