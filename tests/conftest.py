@@ -33,6 +33,17 @@ REPO = SimpleNamespace(
 NUM_CLASSES = 5
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped, saying why, where torch sees no
+    GPU (tools/gpu_check.py runs them on a GPU machine)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='needs a CUDA device')
+    for item in items:
+        if item.get_closest_marker('cuda'):
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def rng():
     return torch.Generator().manual_seed(0)
