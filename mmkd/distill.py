@@ -147,10 +147,17 @@ def fpn_distiller_cfg(levels: Sequence[int],
 
 
 @MODELS.register_module(name='FpnDistiller')
-def build_fpn_distiller(**kwargs):
+def build_fpn_distiller(resize_across_strides: bool = False, **kwargs):
     """Registry entry: ``dict(type='FpnDistiller', ...)`` builds MMRazor's
-    ``ConfigurableDistiller`` from :func:`fpn_distiller_cfg` arguments."""
-    return MODELS.build(fpn_distiller_cfg(**kwargs))
+    ``ConfigurableDistiller`` from :func:`fpn_distiller_cfg` arguments.
+
+    ``resize_across_strides=True`` is the explicit request to pair maps of
+    different strides (a loss or connector then interpolates one side);
+    without it :func:`mmkd.engine.check_distiller_shapes` refuses such a
+    pairing before the first step, since it is nearly always a wrong
+    ``teacher_levels``."""
+    return _build_with_opt_in(fpn_distiller_cfg(**kwargs),
+                              resize_across_strides)
 
 
 # DETR terms: group -> (loss/connector name, recorder type, source module,
@@ -158,10 +165,53 @@ def build_fpn_distiller(**kwargs):
 DETR_TERMS = {
     'neck': ('neck', 'ModuleOutputs', 'neck', 0),
     'encoder': ('enc', 'DetrEncoderLevels', 'encoder', 0),
-    # Record 1 of the student's decoder is DinoTeacherDistill's probe: the
-    # teacher's queries through the student's decoder (docs/detr.md).
+    # Record 1 of the student's decoder is its outputs on DinoTeacherDistill's
+    # distillation points (the teacher's queries, docs/detr.md).
     'queries': ('query', 'DetrDecoderQueries', 'decoder', 1),
 }
+
+
+def _pooled_queries_cfg(spec: dict, student_channels: Channels,
+                        teacher_channels: Channels, loss: dict,
+                        connector: Optional[dict]) -> dict:
+    """One term for all the decoder layers ``spec['levels']`` (VkD): the
+    recorders pool the layers into one map each (``DetrDecoderQueries
+    layers=...``), so one connector and one loss, with batch statistics over
+    layers x queries, cover them."""
+    levels = _indices('queries levels', spec['levels'])
+    teacher_levels = levels if spec.get('teacher_levels') is None else \
+        _indices('queries teacher_levels', spec['teacher_levels'])
+    if len(teacher_levels) != len(levels):
+        raise ValueError(
+            f'DetrDistiller queries levels={levels} and teacher_levels='
+            f'{teacher_levels} pool {len(levels)} student layers with '
+            f'{len(teacher_levels)} teacher layers; give one teacher layer '
+            'per student layer')
+    for key, value in (('student_channels', student_channels),
+                       ('teacher_channels', teacher_channels)):
+        if not isinstance(value, int):
+            raise ValueError(
+                f'DetrDistiller {key}={value}: pooled queries (queries='
+                'dict(pool=True)) need one int, the decoders\' embed_dims')
+    name, recorder, source, record_idx = DETR_TERMS['queries']
+    student = dict(recorder=f'{name}_s', from_student=True, data_idx=0,
+                   record_idx=record_idx)
+    teacher = dict(recorder=f'{name}_t', from_student=False, data_idx=0)
+    connectors = {}
+    if connector is not None:
+        connectors[f'{name}_student'] = _fill(
+            connector, CHANNEL_KEYS, (student_channels, teacher_channels))
+        student['connector'] = f'{name}_student'
+    return dict(
+        type='CheckedDistiller',
+        student_recorders={f'{name}_s': dict(
+            type=recorder, source=source, layers=levels)},
+        teacher_recorders={f'{name}_t': dict(
+            type=recorder, source=source, layers=teacher_levels)},
+        connectors=connectors,
+        distill_losses={f'loss_{name}': copy.deepcopy(loss)},
+        loss_forward_mappings={f'loss_{name}': dict(preds_S=student,
+                                                    preds_T=teacher)})
 
 
 def detr_distiller_cfg(student_channels: Channels,
@@ -178,12 +228,15 @@ def detr_distiller_cfg(student_channels: Channels,
     - ``neck``: the neck's maps, one term per level (``loss_neck{i}``);
     - ``encoder``: the encoder's output tokens of each scale, on the
       scale's grid (``loss_enc{i}``);
-    - ``queries``: decoder layer outputs of the paired queries, one term per
-      layer (``loss_query{i}``; ``levels`` are decoder layer indices).
+    - ``queries``: decoder layer outputs on the distillation points
+      (``levels`` are decoder layer indices). ``pool=True`` (default, VkD's
+      weighting): the layers pooled into ONE term ``loss_query`` with one
+      connector and batch statistics over layers x queries;
+      ``pool=False``: one term per layer (``loss_query{i}``).
 
     Every term gets its own connector. The algorithm must be
     :class:`mmkd.models.DinoTeacherDistill` (it runs the teacher as far as
-    the terms need and the probe that pairs the queries).
+    the terms need and the distillation points that pair the queries).
     """
     groups = dict(neck=neck, encoder=encoder, queries=queries)
     unknown = [k for k, v in groups.items()
@@ -198,19 +251,27 @@ def detr_distiller_cfg(student_channels: Channels,
     for group, spec in groups.items():
         if not spec:
             continue
-        extra = set(spec) - {'levels', 'teacher_levels'}
+        allowed = {'levels', 'teacher_levels'} | (
+            {'pool'} if group == 'queries' else set())
+        extra = set(spec) - allowed
         if extra or 'levels' not in spec:
             raise ValueError(
                 f'DetrDistiller {group}={spec}: expected dict(levels=..., '
-                'teacher_levels=...) (teacher_levels optional)')
-        name, recorder, source, record_idx = DETR_TERMS[group]
-        part = fpn_distiller_cfg(
-            levels=spec['levels'], teacher_levels=spec.get('teacher_levels'),
-            student_channels=student_channels,
-            teacher_channels=teacher_channels, loss=loss,
-            connector=connector, student_source=source,
-            teacher_source=source, name=name, recorder=recorder,
-            student_record_idx=record_idx)
+                'teacher_levels=...) (teacher_levels optional' +
+                ('; pool=True/False' if group == 'queries' else '') + ')')
+        if group == 'queries' and spec.get('pool', True):
+            part = _pooled_queries_cfg(spec, student_channels,
+                                       teacher_channels, loss, connector)
+        else:
+            name, recorder, source, record_idx = DETR_TERMS[group]
+            part = fpn_distiller_cfg(
+                levels=spec['levels'],
+                teacher_levels=spec.get('teacher_levels'),
+                student_channels=student_channels,
+                teacher_channels=teacher_channels, loss=loss,
+                connector=connector, student_source=source,
+                teacher_source=source, name=name, recorder=recorder,
+                student_record_idx=record_idx)
         if merged is None:
             merged = part
             continue
@@ -220,8 +281,19 @@ def detr_distiller_cfg(student_channels: Channels,
     return merged
 
 
+def _build_with_opt_in(cfg: dict, resize_across_strides: bool):
+    distiller = MODELS.build(cfg)
+    # Read by mmkd.engine.check_distiller_shapes: maps of different strides
+    # may be paired (and interpolated by the loss) only when asked for.
+    distiller.resize_across_strides = bool(resize_across_strides)
+    return distiller
+
+
 @MODELS.register_module(name='DetrDistiller')
-def build_detr_distiller(**kwargs):
+def build_detr_distiller(resize_across_strides: bool = False, **kwargs):
     """Registry entry: ``dict(type='DetrDistiller', ...)`` builds MMRazor's
-    ``ConfigurableDistiller`` from :func:`detr_distiller_cfg` arguments."""
-    return MODELS.build(detr_distiller_cfg(**kwargs))
+    ``ConfigurableDistiller`` from :func:`detr_distiller_cfg` arguments;
+    ``resize_across_strides=True`` lets the shape check pass maps paired
+    across strides (see ``FpnDistiller``)."""
+    return _build_with_opt_in(detr_distiller_cfg(**kwargs),
+                              resize_across_strides)

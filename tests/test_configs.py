@@ -210,15 +210,25 @@ def test_model_builds_offline(path, offline_model_cfg):
 
 def _check_detr_distiller(cfg, model, path):
     """A DETR distiller (DinoTeacherDistill): one loss and one connector
-    per configured neck level, encoder scale and decoder layer, the
-    method's recipe on each; the COCO pair's student scales paired with the
-    teacher's of the same stride."""
+    per configured neck level and encoder scale, and ONE query term for all
+    decoder layers (VkD's weighting: one projector, statistics over layers
+    x queries); the method's recipe on each; the COCO pair's student scales
+    paired with the teacher's of the same stride; the teacher's queries as
+    the distillation points by default."""
     distiller = cfg.model.distiller
-    groups = {'neck': 'neck', 'encoder': 'enc', 'queries': 'query'}
+    groups = {'neck': 'neck', 'encoder': 'enc'}
     want = sorted(f'loss_{short}{level}' for group, short in groups.items()
                   if distiller.get(group)
                   for level in distiller[group].levels)
-    assert sorted(model.distiller.distill_losses) == want
+    if distiller.get('queries'):
+        want.append('loss_query')
+        recorder = model.distiller.student_recorders.get_recorder('query_s')
+        assert recorder.layers == list(distiller.queries.levels)
+        assert model.query_input == 'teacher'
+    assert sorted(model.distiller.distill_losses) == sorted(want)
+    if distiller.get('connector'):
+        assert sorted(model.distiller.connectors) == sorted(
+            n.replace('loss_', '') + '_student' for n in want)
     loss_type, connector_type, connector_opts, loss_opts = METHODS[
         _method(path)]
     assert {type(x).__name__ for x in

@@ -16,6 +16,7 @@ from torch import nn
 from mmkd.data import make_det_batch
 from mmkd.engine import check_distiller_shapes
 from mmkd.models import DetrDecoderQueriesRecorder, DetrEncoderLevelsRecorder
+from mmkd.models.algorithms.dino_teacher_distill import group_attention_mask
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo', 'dino')
@@ -24,9 +25,17 @@ DEMO = osp.join(ROOT, 'configs', 'demo', 'dino')
 COCO = osp.join(ROOT, 'configs', 'vkd', 'vkd_dino_swin-l_r50_coco.py')
 
 
+# DinoTeacherDistill's own arguments; the fixture's other keywords go to the
+# distiller.
+ALGORITHM_KEYS = ('query_input', 'probe', 'num_points')
+
+
 def _build(path, offline_model_cfg, num_classes=None, **distiller):
     cfg = Config.fromfile(path)
     model = offline_model_cfg(cfg.model)
+    for key in ALGORITHM_KEYS:
+        if key in distiller:
+            model[key] = distiller.pop(key)
     model.distiller.update(distiller)
     if num_classes:
         for detector in (model.architecture, model.teacher):
@@ -40,8 +49,9 @@ def _build(path, offline_model_cfg, num_classes=None, **distiller):
 
 @pytest.fixture
 def dino(offline_model_cfg):
-    """``dino(name='vkd_dino_shapes.py', **distiller)``: a demo DINO
-    distiller with a random teacher, in train mode."""
+    """``dino(name='vkd_dino_shapes.py', **kwargs)``: a demo DINO
+    distiller with a random teacher, in train mode; ``kwargs`` update the
+    distiller, or the algorithm for ``ALGORITHM_KEYS``."""
     def build(name='vkd_dino_shapes.py', **distiller):
         return _build(osp.join(DEMO, name), offline_model_cfg, **distiller)
     return build
@@ -123,69 +133,117 @@ def test_decoder_queries_drop_denoising_queries():
 
 
 # --- the pairing rule --------------------------------------------------------
-def test_probe_runs_the_teachers_queries_through_the_students_decoder(dino):
+def test_group_attention_mask_separates_the_group():
+    own = torch.tensor([[False, True, False],
+                        [True, False, False],
+                        [True, True, False]])  # a DINO-like dn mask
+    mask = group_attention_mask(own, own=3, group=2, device='cpu')
+    want = torch.ones(5, 5, dtype=torch.bool)  # True = blocked
+    want[:3, :3] = own
+    want[3:, 3:] = False  # the group sees itself whole, as the teacher does
+    assert torch.equal(mask, want)
+    no_dn = group_attention_mask(None, own=2, group=1, device='cpu')
+    assert no_dn.tolist() == [[False, False, True], [False, False, True],
+                              [True, True, False]]
+
+
+def test_distillation_points_ride_in_the_students_decoder_call(dino):
+    """The teacher's queries (content query and reference point, as the
+    teacher's decoder received them) are a further group of the student's
+    single decoder call, on the student's memory, masked from its
+    denoising and matching queries; the student's head sees its own queries
+    only."""
     algo = dino()
+    n = algo.student.num_queries
     student, teacher = _Calls(algo.student.decoder), _Calls(
         algo.teacher.decoder)
+    head_args = []
+    algo.student.bbox_head.register_forward_hook(
+        lambda module, args, out: head_args.append(args))
     losses = _loss(algo)
     # The teacher once, in eval mode: no denoising queries.
     assert len(teacher.calls) == 1
-    t_kwargs, t_out = teacher.calls[0]
+    t_kwargs = teacher.calls[0][0]
     assert t_kwargs['self_attn_mask'] is None
-    # The student twice: its own pass with denoising queries, then the probe.
-    assert len(student.calls) == 2
-    own, probe = student.calls[0][0], student.calls[1][0]
-    assert own['self_attn_mask'] is not None
-    assert own['query'].shape[1] > algo.student.num_queries
-    assert probe['self_attn_mask'] is None
-    # Probe query n = the student's content query n at the teacher's
-    # reference point n (its two-stage proposal n, image by image).
-    assert torch.equal(probe['reference_points'],
+    assert t_kwargs['query'].shape[1] == n
+    # The student once: [denoising | matching | the teacher's queries].
+    assert len(student.calls) == 1
+    call = student.calls[0][0]
+    total = call['query'].shape[1]
+    own = total - n
+    assert own > n  # denoising queries in front of its own
+    assert torch.equal(call['query'][:, own:], t_kwargs['query'])
+    assert torch.equal(call['reference_points'][:, own:],
                        t_kwargs['reference_points'])
     refs = t_kwargs['reference_points']
-    assert refs.shape[1] == algo.teacher.num_queries
     assert not torch.equal(refs[0], refs[1])  # proposals of each image
-    assert torch.equal(
-        probe['query'],
-        algo.student.query_embedding.weight[None].expand(2, -1, -1))
-    # The student's memory, not the teacher's.
-    assert probe['value'].shape == own['value'].shape
-    assert torch.equal(probe['value'], own['value'])
-    # The recorder keeps the matching queries of the student's own pass
-    # (record 0, denoising queries dropped by DINO's own mask).
-    own_record = algo.distiller.student_recorders.get_recorder(
-        'query_s').get_record_data(0, 0)
-    assert own_record.shape[2] == algo.student.num_queries
-    torch.testing.assert_close(
-        own_record[..., 0].transpose(1, 2),
-        student.calls[0][1][0][0][:, -algo.student.num_queries:])
+    mask = call['self_attn_mask']
+    assert mask[:own, own:].all() and mask[own:, :own].all()
+    assert not mask[own:, own:].any()
+    # The student's own dn mask is kept in front.
+    assert mask[own - 1, :own].sum() > 0
+    # The head gets the student's own queries (and boxes) only.
+    states, references = student.calls[0][1]
+    hidden, head_refs = head_args[0]
+    assert torch.equal(hidden, states[:, :, :own])
+    assert len(head_refs) == len(references)
+    for got, full in zip(head_refs, references):
+        assert torch.equal(got, full[:, :own])
+    # Records: 0 = its own matching queries, 1 = the group (pooled layers).
+    recorder = algo.distiller.student_recorders.get_recorder('query_s')
     layers = algo.student.decoder.num_layers
+    pooled_own = torch.cat([states[i][:, own - n:own] for i in range(layers)],
+                           1)
+    pooled_group = torch.cat([states[i][:, own:] for i in range(layers)], 1)
+    torch.testing.assert_close(
+        recorder.get_record_data(0, 0)[..., 0].transpose(1, 2), pooled_own)
+    torch.testing.assert_close(
+        recorder.get_record_data(1, 0)[..., 0].transpose(1, 2), pooled_group)
+    assert recorder.group_size == 0  # reset after the call
     assert {k for k in losses if k.startswith('distill.loss_query')} == {
-        f'distill.loss_query{i}' for i in range(layers)}
+        'distill.loss_query'}
+
+
+def test_the_group_leaves_the_students_own_loss(dino):
+    """DINO's student losses with the distillation group in its decoder call
+    equal those of the student alone (same batch, same denoising draw)."""
+    algo = dino()
+    inputs, samples = _batch(algo)
+    torch.manual_seed(3)
+    with_group = algo.loss(inputs, samples)
+    torch.manual_seed(3)
+    alone = algo.student.loss(inputs, samples)
+    for key, value in alone.items():
+        torch.testing.assert_close(with_group[f'student.{key}'], value,
+                                   rtol=1e-4, atol=1e-5)
 
 
 def test_probe_sees_the_students_padding(dino):
-    """Images of different sizes in one batch: the probe's decoder call
-    gets the student's own padding mask, valid ratios and scales."""
-    algo = dino()
-    raw = make_det_batch(2, (128, 128), seed=0)
-    raw['inputs'][1] = raw['inputs'][1][:, :96].contiguous()  # 96x128
-    sample = raw['data_samples'][1]
-    sample.set_metainfo(dict(img_shape=(96, 128), ori_shape=(96, 128)))
-    sample.gt_instances = sample.gt_instances[
-        sample.gt_instances.bboxes[:, 3] <= 96]
-    data = algo.data_preprocessor(raw, True)
-    student = _Calls(algo.student.decoder)
-    torch.manual_seed(0)
-    algo.loss(data['inputs'], data['data_samples'])
-    own, probe = student.calls[0][0], student.calls[1][0]
-    assert own['key_padding_mask'] is not None
-    assert own['key_padding_mask'][1].any()  # the padded image
-    assert not own['key_padding_mask'][0].any()
-    assert (own['valid_ratios'][1] < 1).any()
-    for key in ('key_padding_mask', 'valid_ratios', 'spatial_shapes',
-                'level_start_index'):
-        assert torch.equal(probe[key], own[key]), key
+    """Images of different sizes in one batch: the distillation group rides
+    in the student's own call, so it gets the student's padding mask, valid
+    ratios and scales; so does a second pass (``probe='second_pass'``)."""
+    for probe in ('group', 'second_pass'):
+        algo = dino(probe=probe)
+        raw = make_det_batch(2, (128, 128), seed=0)
+        raw['inputs'][1] = raw['inputs'][1][:, :96].contiguous()  # 96x128
+        sample = raw['data_samples'][1]
+        sample.set_metainfo(dict(img_shape=(96, 128), ori_shape=(96, 128)))
+        sample.gt_instances = sample.gt_instances[
+            sample.gt_instances.bboxes[:, 3] <= 96]
+        data = algo.data_preprocessor(raw, True)
+        student = _Calls(algo.student.decoder)
+        torch.manual_seed(0)
+        algo.loss(data['inputs'], data['data_samples'])
+        own = student.calls[0][0]
+        assert own['key_padding_mask'] is not None
+        assert own['key_padding_mask'][1].any()  # the padded image
+        assert not own['key_padding_mask'][0].any()
+        assert (own['valid_ratios'][1] < 1).any()
+        assert len(student.calls) == (1 if probe == 'group' else 2)
+        probe_call = student.calls[-1][0]
+        for key in ('key_padding_mask', 'valid_ratios', 'spatial_shapes',
+                    'level_start_index', 'value'):
+            assert torch.equal(probe_call[key], own[key]), key
 
 
 def _standardise(x):
@@ -196,23 +254,163 @@ def _standardise(x):
     return (x - mean) / torch.sqrt(var + 1e-5)
 
 
-def test_query_loss_is_vkd_on_index_paired_queries(dino):
-    """loss_query{l} = 4.0 * mean smooth-L1 between the batch-standardised
-    projected probe output of layer l and the teacher's, query n with n."""
+def _group_states(call, n):
+    """Decoder outputs (L, B, K, C) of the distillation group of a call."""
+    return call[1][0][:, :, -n:]
+
+
+def test_query_loss_is_vkd_on_pooled_layers(dino):
+    """loss_query = 4.0 * mean smooth-L1 between the batch-standardised
+    projected student outputs on the distillation points and the teacher's,
+    every decoder layer pooled (statistics over layers x queries x batch),
+    query n with query n."""
     algo = dino()
+    n = algo.student.num_queries
     student, teacher = _Calls(algo.student.decoder), _Calls(
         algo.teacher.decoder)
     losses = _loss(algo)
-    probe_states = student.calls[1][1][0]
-    teacher_states = teacher.calls[0][1][0]
+    s = _group_states(student.calls[0], n)
+    t = teacher.calls[0][1][0]
+    w = algo.distiller.connectors['query_student'].proj.weight
+    pooled_s = torch.cat(list(s), 1) @ w.T  # (B, L*N, C)
+    pooled_t = torch.cat(list(t), 1)
+    want = 4.0 * F.smooth_l1_loss(_standardise(pooled_s),
+                                  _standardise(pooled_t), beta=1.0)
+    torch.testing.assert_close(losses['distill.loss_query'], want,
+                               rtol=1e-4, atol=1e-6)
+    # Not the mean of per-layer terms (those standardise each layer alone).
+    per_layer = sum(F.smooth_l1_loss(_standardise(s[i] @ w.T),
+                                     _standardise(t[i]))
+                    for i in range(len(s))) * 4.0 / len(s)
+    assert abs(float(per_layer) - float(want)) > 1e-4
+
+
+def test_per_layer_terms_remain_an_option(dino):
+    algo = dino(queries=dict(levels=(0, 1, 2), pool=False))
+    losses = _loss(algo)
+    assert {k for k in losses if k.startswith('distill.loss_query')} == {
+        f'distill.loss_query{i}' for i in range(3)}
+
+
+def _identity_pair(offline_model_cfg, **model):
+    """Student = a copy of the demo teacher (weights included) except the
+    parts the published rule replaces by the teacher's: its learned content
+    queries and its two-stage selection branches (so its own queries are
+    NOT the teacher's). Query term only, identity projector; the student's
+    backbone BN in eval mode like the teacher's (DINO's COCO backbones
+    freeze BN too)."""
+    cfg = Config.fromfile(osp.join(DEMO, 'vkd_dino_shapes.py'))
+    cfg = offline_model_cfg(cfg.model)
+    cfg.architecture = copy.deepcopy(cfg.teacher)
+    cfg.distiller.update(
+        neck=None, encoder=None,
+        queries=dict(levels=(0, 1, 2)),
+        connector=dict(type='ProjectorConnector', orthogonal=True,
+                       init='identity'))
+    cfg.update(model)
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        algo = MODELS.build(cfg)
+    algo.init_weights()
+    algo.student.load_state_dict(algo.teacher.state_dict())
+    with torch.no_grad():
+        selection = algo.student.decoder.num_layers  # the two-stage branch
+        for branch in (algo.student.bbox_head.cls_branches[selection],
+                       algo.student.bbox_head.reg_branches[selection]):
+            for p in branch.parameters():
+                p.add_(torch.randn_like(p))
+        algo.student.query_embedding.weight.normal_()
+    algo.train()
+    algo.student.backbone.eval()
+    w = algo.distiller.connectors['query_student'].proj.weight
+    torch.testing.assert_close(w, torch.eye(256), rtol=0, atol=1e-5)
+    return algo
+
+
+@pytest.mark.parametrize('num_points', [None, 10])
+def test_identity_student_reproduces_the_teachers_queries(offline_model_cfg,
+                                                           num_points):
+    """The property the pairing exists for: a student that is a copy of the
+    teacher's decoder and encoder gives, on the distillation points, the
+    teacher's decoder outputs at every layer, and the query loss is ~0 --
+    although its own content queries and its own two-stage selection differ
+    (its own matching outputs are far from the teacher's)."""
+    algo = _identity_pair(offline_model_cfg, num_points=num_points)
+    n = num_points or algo.teacher.num_queries
+    student, teacher = _Calls(algo.student.decoder), _Calls(
+        algo.teacher.decoder)
+    losses = _loss(algo)
+    s = _group_states(student.calls[0], n)
+    t = teacher.calls[0][1][0]
+    assert s.shape == t.shape and t.shape[2] == n
     for layer in range(algo.student.decoder.num_layers):
-        w = algo.distiller.connectors[f'query{layer}_student'].proj.weight
-        projected = probe_states[layer] @ w.reshape(w.shape[0], -1).T
-        want = 4.0 * F.smooth_l1_loss(
-            _standardise(projected), _standardise(teacher_states[layer]),
-            beta=1.0)
-        torch.testing.assert_close(losses[f'distill.loss_query{layer}'],
-                                   want, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(s[layer], t[layer], rtol=1e-4, atol=1e-4)
+    assert float(losses['distill.loss_query']) < 1e-6
+    # The equality is not trivial: the student's own matching queries (its
+    # own content queries at its own boxes) give other outputs.
+    own = student.calls[0][1][0][:, :, -n - algo.student.num_queries:-n]
+    assert (own[-1][:, :n] - t[-1]).abs().max() > 0.1
+
+
+def test_student_content_variant_differs_from_the_teachers_queries(
+        offline_model_cfg):
+    """mmkd's variant (the student's content query at the teacher's box):
+    on the identity pair it does not reproduce the teacher, since the
+    student's content queries are its own."""
+    algo = _identity_pair(offline_model_cfg, query_input='student_content')
+    student, teacher = _Calls(algo.student.decoder), _Calls(
+        algo.teacher.decoder)
+    losses = _loss(algo)
+    n = algo.teacher.num_queries
+    call = student.calls[0][0]
+    assert torch.equal(
+        call['query'][:, -n:],
+        algo.student.query_embedding.weight[None].expand(2, -1, -1))
+    assert torch.equal(call['reference_points'][:, -n:],
+                       teacher.calls[0][0]['reference_points'])
+    assert float(losses['distill.loss_query']) > 1e-3
+
+
+def test_second_pass_gives_the_groups_terms(dino):
+    """``probe='second_pass'`` (a second decoder call) and the group give
+    the same distillation terms and the same student loss."""
+    runs = []
+    for probe in ('group', 'second_pass'):
+        algo = dino(probe=probe)
+        decoder = _Calls(algo.student.decoder)
+        runs.append(_loss(algo))
+        assert len(decoder.calls) == (1 if probe == 'group' else 2)
+    for key in runs[0]:
+        torch.testing.assert_close(runs[1][key], runs[0][key], rtol=1e-4,
+                                   atol=1e-5)
+
+
+def test_num_points_keeps_the_teachers_best_ranked_queries(dino):
+    """``num_points=K``: the teacher's first K queries of its two-stage
+    selection (sorted by score) in both decoders."""
+    algo = dino(num_points=10)
+    selection = []
+    original = algo.teacher.pre_decoder
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
+        selection.append(out[0])
+        return out
+
+    algo.teacher.pre_decoder = spy
+    student, teacher = _Calls(algo.student.decoder), _Calls(
+        algo.teacher.decoder)
+    _loss(algo)
+    t_call = teacher.calls[0][0]
+    assert torch.equal(t_call['reference_points'],
+                       selection[0]['reference_points'][:, :10])
+    assert torch.equal(t_call['query'], selection[0]['query'][:, :10])
+    s_call = student.calls[0][0]
+    assert torch.equal(s_call['reference_points'][:, -10:],
+                       t_call['reference_points'])
+    record = algo.distiller.student_recorders.get_recorder(
+        'query_s').get_record_data(1, 0)
+    assert record.shape[2] == 10 * algo.student.decoder.num_layers
 
 
 def test_permuting_the_students_own_queries_leaves_the_loss(dino):
@@ -241,8 +439,9 @@ def test_permuting_the_students_own_queries_leaves_the_loss(dino):
         student.handle.remove()
         teacher.handle.remove()
         # The index pairing this rule avoids: the student's own queries
-        # (last layer, matching part) against the teacher's.
-        own = student.calls[0][1][0][-1][:, -n:]
+        # (last layer, matching part, before the group) against the
+        # teacher's.
+        own = student.calls[0][1][0][-1][:, -2 * n:-n]
         naive = F.smooth_l1_loss(_standardise(own),
                                  _standardise(teacher.calls[0][1][0][-1]))
         runs.append((losses, naive, own))
@@ -255,7 +454,7 @@ def test_permuting_the_students_own_queries_leaves_the_loss(dino):
     assert any('query' in k for k in distill)
     for key in distill:
         torch.testing.assert_close(after[key], before[key], rtol=1e-5,
-                                   atol=1e-7)
+                                   atol=1e-6)
 
 
 # --- how far each model runs; gradients --------------------------------------
@@ -275,7 +474,15 @@ def test_teacher_runs_only_as_far_as_the_terms_need(dino, name,
     assert len(t_enc.calls) == teacher_encoder
     assert len(t_dec.calls) == teacher_decoder
     assert not t_head.calls
-    assert len(s_dec.calls) == 1 + probes
+    # One student decoder call: [denoising | matching | group], the group
+    # (the teacher's queries) only with query terms.
+    assert len(s_dec.calls) == 1
+    call = s_dec.calls[0][0]
+    total, mask = call['query'].shape[1], call['self_attn_mask']
+    group = algo.teacher.num_queries if probes else 0
+    dn = int(mask[total - group - 1].sum()) - group  # last matching row
+    assert dn > 0
+    assert total == dn + algo.student.num_queries + group
 
 
 def _distill_grads(algo):
@@ -289,8 +496,13 @@ def _distill_grads(algo):
 def test_query_terms_send_gradients_into_the_students_decoder(dino):
     with_queries = _distill_grads(dino())
     assert any(k.startswith('decoder.layers.') for k in with_queries)
-    assert 'query_embedding.weight' in with_queries
     assert any(k.startswith('encoder.') for k in with_queries)
+    # The teacher's content queries are the input: the student's own
+    # content queries get no distillation gradient; in mmkd's variant they
+    # are the input and do.
+    assert 'query_embedding.weight' not in with_queries
+    variant = _distill_grads(dino(query_input='student_content'))
+    assert 'query_embedding.weight' in variant
     tokens_only = _distill_grads(dino('vkd-tokens_dino_shapes.py'))
     assert any(k.startswith('encoder.') for k in tokens_only)
     assert not any(k.startswith(('decoder.', 'query_embedding'))
@@ -316,10 +528,27 @@ def test_detr_distiller_needs_a_term():
 def test_shape_check_runs_the_transformers(dino):
     check_distiller_shapes(dino())  # the demo pair is consistent
     algo = dino(encoder=dict(levels=(0, 1, 2, 3),
-                             teacher_levels=(1, 2, 3, 5)))
+                             teacher_levels=(0, 1, 2, 5)))
     with pytest.raises(ValueError, match='teacher_levels') as info:
         check_distiller_shapes(algo)
     assert 'loss_enc3' in str(info.value)
+
+
+def test_shape_check_refuses_scales_paired_across_strides(dino):
+    """The demo's teacher_levels shifted by one scale (student stride 8
+    with the teacher's 16, ...): OrthoDistillLoss would interpolate, so it
+    would train silently; the check refuses it unless asked for."""
+    shifted = dict(levels=(0, 1, 2, 3), teacher_levels=(1, 2, 3, 4))
+    for group, term in (('neck', 'loss_neck0'), ('encoder', 'loss_enc0')):
+        algo = dino(**{group: shifted})
+        with pytest.raises(ValueError, match='differ by a stride') as info:
+            check_distiller_shapes(algo)
+        message = str(info.value)
+        assert term in message and '(16, 16)' in message
+        assert 'teacher_levels' in message
+        assert 'resize_across_strides=True' in message
+    check_distiller_shapes(dino(neck=shifted, encoder=None,
+                                resize_across_strides=True))
 
 
 # --- the COCO configs at demo size -------------------------------------------

@@ -7,8 +7,11 @@
 - :func:`check_distiller_shapes`: one tiny forward of both models before the
   first step, checking every connector and loss against the recorded
   features (channels, spatial sizes) and naming the config key to fix.
+  Maps paired across strides (sizes that differ by more than rounding) are
+  refused even for a loss that could interpolate them, unless the
+  distiller was built with ``resize_across_strides=True``.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from mmengine.hooks import Hook
@@ -119,7 +122,13 @@ def check_distiller_shapes(model, size: Tuple[int, int] = (128, 128)) -> None:
                         distiller.student_recorders:
                     teacher.extract_feat(x)
                     model.student.extract_feat(x)
-            for loss_name, mapping in distiller.loss_forward_mappings.items():
+            mappings = distiller.loss_forward_mappings.items()
+            # Indices past a model's outputs first: they explain a size
+            # mismatch of another term of the same pairing too.
+            for loss_name, mapping in mappings:
+                for record in mapping.values():
+                    _recorded(distiller, loss_name, record)
+            for loss_name, mapping in mappings:
                 _check_mapping(distiller, loss_name, mapping)
     finally:
         model.train(was_training)
@@ -188,11 +197,35 @@ def _check_mapping(distiller, loss_name: str, mapping: dict) -> None:
     # interpolate; the other losses need maps of one size.
     resizes = getattr(loss, 'resize', 'none') != 'none' or getattr(
         loss, 'resize_stu', False)
-    if s and t and len(s) == 4 and len(t) == 4 and s[2:] != t[2:] and \
-            not resizes:
+    if not (s and t and len(s) == 4 and len(t) == 4 and s[2:] != t[2:]):
+        return
+    if not resizes:
         raise ValueError(
             f'distill loss {loss_name!r} pairs a student map of size {s[2:]} '
             f'with a teacher map of size {t[2:]} (levels of different '
             f'strides) and {type(loss).__name__} cannot resize: pair levels '
             'of the same stride with FpnDistiller teacher_levels, or use '
             "OrthoDistillLoss(resize='student')")
+    if differ_by_stride(s[2:], t[2:]) and not getattr(
+            distiller, 'resize_across_strides', False):
+        # Both losses resize by default, so a wrong teacher_levels would
+        # train silently on interpolated maps: only an explicit request
+        # lets it through.
+        raise ValueError(
+            f'distill loss {loss_name!r} pairs a student map of size {s[2:]} '
+            f'with a teacher map of size {t[2:]}: they differ by a stride, '
+            'not by rounding, so the levels paired are not of the same '
+            'stride. Pair levels of the same stride with the distiller\'s '
+            'teacher_levels (levels[i] is paired with teacher_levels[i]); '
+            'to interpolate across strides on purpose, set '
+            'resize_across_strides=True in the distiller (FpnDistiller / '
+            'DetrDistiller)')
+
+
+def differ_by_stride(size_s: Sequence[int], size_t: Sequence[int]) -> bool:
+    """Whether two map sizes (H, W) come from different strides rather than
+    from rounding: maps of one stride on one input differ by at most one
+    position per side (ceil vs floor of an odd size); a factor-2 stride
+    halves a side, so on the check's input (>= 128 px) its finer levels
+    differ by more than one."""
+    return any(abs(int(a) - int(b)) > 1 for a, b in zip(size_s, size_t))

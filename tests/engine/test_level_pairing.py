@@ -1,13 +1,15 @@
 """Teacher and student necks of different level counts and strides:
 FpnDistiller's ``teacher_levels`` pairs them, and the pairing is checked
 before the first step with the key to fix (mmkd/distill.py,
-mmkd/engine/guards.py)."""
+mmkd/engine/guards.py): maps paired across strides are refused unless the
+distiller asks for it (``resize_across_strides=True``)."""
 import pytest
 import torch
 
 from mmkd.data import make_det_batch
 from mmkd.distill import fpn_distiller_cfg
 from mmkd.engine import check_distiller_shapes
+from mmkd.engine.guards import differ_by_stride
 
 PKD = dict(type='PKDLoss', loss_weight=1.0)
 CWD = dict(type='ChannelWiseDivergence', tau=1.0, loss_weight=1.0)
@@ -65,22 +67,66 @@ def test_level_past_the_teacher_neck_is_named_before_training(demo_distiller):
         check_distiller_shapes(algo)
 
 
-@pytest.mark.parametrize('loss, ok', [
-    (CWD, False),  # needs maps of one size
-    (PKD, True),  # MMRazor's PKDLoss resizes the student (resize_stu=True)
-    (dict(type='OrthoDistillLoss', resize='student'), True),
-    (dict(type='OrthoDistillLoss', resize='none'), False),
+@pytest.mark.parametrize('loss', [
+    PKD,  # MMRazor's PKDLoss resizes the student (resize_stu=True)
+    dict(type='OrthoDistillLoss', resize='student'),
 ])
-def test_levels_of_different_strides(loss, ok, demo_distiller):
-    # Student P3, P4 (16x16, 8x8) against teacher P4, P5 (8x8, 4x4).
+def test_levels_paired_across_strides_need_an_explicit_request(
+        loss, demo_distiller):
+    """Student P3, P4 (16x16, 8x8) against teacher P4, P5 (8x8, 4x4): a
+    loss that resizes would train on it silently (a wrong teacher_levels
+    is the usual cause), so the check refuses it, naming the term, both
+    sizes and both fixes, unless the distiller asks for it."""
     algo = demo_distiller(levels=(0, 1), teacher_levels=(1, 2), loss=loss,
                           connector=None)
-    if ok:
+    with pytest.raises(ValueError) as info:
         check_distiller_shapes(algo)
-        return
+    message = str(info.value)
+    for part in ("'loss_fpn0'", 'size (16, 16)', 'size (8, 8)',
+                 'differ by a stride', 'teacher_levels',
+                 'resize_across_strides=True'):
+        assert part in message, part
+    asked = demo_distiller(levels=(0, 1), teacher_levels=(1, 2), loss=loss,
+                           connector=None, resize_across_strides=True)
+    check_distiller_shapes(asked)
+
+
+@pytest.mark.parametrize('loss', [
+    CWD, dict(type='OrthoDistillLoss', resize='none')])
+def test_levels_of_different_sizes_need_a_loss_that_resizes(
+        loss, demo_distiller):
+    algo = demo_distiller(levels=(0, 1), teacher_levels=(1, 2), loss=loss,
+                          connector=None, resize_across_strides=True)
     with pytest.raises(ValueError, match=r'size \(16, 16\) with a teacher '
-                       r'map of size \(8, 8\).*teacher_levels'):
+                       r'map of size \(8, 8\).*cannot resize.*teacher_levels'):
         check_distiller_shapes(algo)
+
+
+@pytest.mark.parametrize('size_s, size_t, by_stride', [
+    ((16, 16), (8, 8), True),  # one stride apart
+    ((25, 25), (13, 13), True),  # odd input: ceil(25 / 2)
+    ((25, 25), (26, 26), False),  # the same stride, rounded otherwise
+    ((13, 20), (13, 21), False),
+    ((4, 4), (4, 4), False),
+    ((40, 40), (40, 20), True),  # one side is enough
+])
+def test_differ_by_stride(size_s, size_t, by_stride):
+    assert differ_by_stride(size_s, size_t) is by_stride
+
+
+def test_sizes_that_differ_by_rounding_pass(demo_distiller, monkeypatch):
+    """Maps of one stride whose sizes differ by one position (padding
+    rounded otherwise in the two models) pass for a loss that resizes."""
+    algo = demo_distiller(levels=(0, ), loss=PKD, connector=None)
+    extract = algo.teacher.extract_feat
+
+    def padded(x):
+        feats = extract(x)
+        return (torch.nn.functional.pad(feats[0], (0, 1, 0, 1)),
+                *feats[1:])
+
+    monkeypatch.setattr(algo.teacher, 'extract_feat', padded)
+    check_distiller_shapes(algo)
 
 
 def test_four_level_student_under_five_level_teacher_trains(demo_distiller):

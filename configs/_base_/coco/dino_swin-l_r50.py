@@ -48,8 +48,9 @@ teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v3.0/dino/dino-5scale
 # Scales: the student's 4 (strides 8, 16, 32, 64) against the teacher's 5
 # (4, 8, 16, 32, 64), paired by stride: teacher_levels skips the teacher's
 # stride-4 scale. 256-dim tokens on both sides. Queries: all 6 decoder
-# layers, 900 queries in both, the teacher's through the student's decoder
-# (DinoTeacherDistill, docs/detr.md).
+# layers pooled into one term, on the distillation points (the teacher's 900
+# queries, content query and box, through both decoders: DinoTeacherDistill,
+# docs/detr.md).
 model = dict(
     _delete_=True,
     _scope_='mmrazor',
@@ -57,11 +58,13 @@ model = dict(
     architecture=student,
     teacher=teacher,
     teacher_ckpt=teacher_ckpt,
+    query_input='teacher',  # KD-DETR's distillation points
+    probe='group',  # one decoder call: the points as a masked query group
     distiller=dict(
         type='DetrDistiller',
         student_channels=256,
         teacher_channels=256,
         neck=dict(levels=(0, 1, 2, 3), teacher_levels=(1, 2, 3, 4)),
         encoder=dict(levels=(0, 1, 2, 3), teacher_levels=(1, 2, 3, 4)),
-        queries=dict(levels=(0, 1, 2, 3, 4, 5))))
+        queries=dict(levels=(0, 1, 2, 3, 4, 5), pool=True)))
 find_unused_parameters = True

@@ -12,15 +12,18 @@ DETR encoder or decoder (keyword arguments included, which MMRazor's own
   encoder mmdet calls with ``spatial_shapes`` (DINO, Deformable DETR).
 - ``DetrDecoderQueries`` (on ``decoder``): the output of decoder layer
   ``i`` for the matching queries, ``(B, C, N, 1)`` (query ``n`` at row
-  ``n``). Denoising queries are never returned: DINO puts them first and
-  passes a ``self_attn_mask`` in which a matching query may not attend to
-  them, so their count is the number of masked entries in the last row.
+  ``n``), or with ``layers=...`` the given layers pooled into one map
+  (VkD's single query term). Denoising queries are never returned: DINO
+  puts them first and passes a ``self_attn_mask`` in which a matching query
+  may not attend to them, so their count is read from that mask. A
+  distillation query group appended after the matching queries
+  (``DinoTeacherDistill``) is returned as a record of its own.
 
 With ``(B, C, N, 1)`` maps, ``OrthoDistillLoss(norm='batch')`` standardises
 each channel over all B*N tokens, which is VkD's batch standardisation of
 tokens, and a ``ProjectorConnector`` (a 1x1 map) is a per-token linear map.
 """
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 import torch
 from mmrazor.models.task_modules.recorder import ModuleOutputsRecorder
@@ -83,25 +86,69 @@ class DetrEncoderLevelsRecorder(_KwargsRecorder):
         return maps
 
 
-def denoising_count(self_attn_mask: Optional[torch.Tensor]) -> int:
+def denoising_count(self_attn_mask: Optional[torch.Tensor],
+                    trailing: int = 0) -> int:
     """The number of denoising queries in front of the matching ones.
 
     DINO's mask (``CdnQueryGenerator.generate_dn_mask``) is True where
-    attention is blocked; a matching query (the last row) is blocked from
-    exactly the denoising queries."""
+    attention is blocked; a matching query is blocked from exactly the
+    denoising queries and from a trailing group of ``trailing`` queries
+    (:class:`mmkd.models.DinoTeacherDistill`'s distillation queries, which
+    sit after the matching ones and are masked from them). The last
+    matching query is row ``-trailing - 1``."""
     if self_attn_mask is None:
         return 0
-    return int(self_attn_mask[-1].sum())
+    return int(self_attn_mask[-trailing - 1].sum()) - trailing
 
 
 @TASK_UTILS.register_module()
 class DetrDecoderQueriesRecorder(_KwargsRecorder):
-    """Every decoder layer's matching-query outputs as ``(B, C, N, 1)``."""
+    """Decoder layer outputs of the matching queries as ``(B, C, N, 1)``.
 
-    def record(self, args, kwargs, outputs) -> List[torch.Tensor]:
+    Args:
+        source (str): the decoder module, ``'decoder'``.
+        layers (Sequence[int], optional): pool these decoder layers into ONE
+            map ``(B, C, len(layers) * N, 1)`` (layer ``layers[0]``'s queries
+            first), so that one connector and one loss with batch
+            statistics over layers x queries cover them all (VkD's single
+            query term). Defaults to None: one map per decoder layer,
+            ``data_idx`` = layer index.
+
+    A call that carries a distillation group (``group_size`` > 0, set by
+    :class:`mmkd.models.DinoTeacherDistill` around the student's forward)
+    gives two records: the matching queries, then the group.
+    """
+
+    def __init__(self, source: str, layers: Optional[Sequence[int]] = None,
+                 **kwargs) -> None:
+        super().__init__(source, **kwargs)
+        self.layers = None if layers is None else [int(i) for i in layers]
+        # Queries appended after the matching ones in the current call.
+        self.group_size = 0
+
+    def _hook(self, module, args, kwargs, outputs) -> None:
+        if not self.recording:
+            return
         states = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
         if states.dim() == 3:  # return_intermediate=False: the last layer
             states = states[None]
-        skip = denoising_count(kwargs.get('self_attn_mask'))
-        states = states[:, :, skip:]
-        return [s.transpose(1, 2).unsqueeze(-1) for s in states]
+        group = self.group_size
+        skip = denoising_count(kwargs.get('self_attn_mask'), group)
+        end = states.shape[2] - group
+        self.data_buffer.append(self._maps(states[:, :, skip:end]))
+        if group:
+            self.data_buffer.append(self._maps(states[:, :, end:]))
+
+    def _maps(self, states: torch.Tensor) -> List[torch.Tensor]:
+        """(L, B, N, C) -> one (B, C, N, 1) map per layer, or the pooled
+        layers as one (B, C, len(layers) * N, 1) map."""
+        if self.layers is None:
+            return [s.transpose(1, 2).unsqueeze(-1) for s in states]
+        if max(self.layers) >= states.shape[0]:
+            raise ValueError(
+                f'DetrDecoderQueries on {self.source!r}: layers='
+                f'{self.layers} but the decoder gives {states.shape[0]} '
+                'layers; set the DetrDistiller queries levels (student) or '
+                f'teacher_levels (teacher) to indices below {states.shape[0]}')
+        pooled = torch.cat([states[i] for i in self.layers], dim=1)
+        return [pooled.transpose(1, 2).unsqueeze(-1)]

@@ -14,11 +14,14 @@ model = dict(
     # Written by `python tools/compare.py --pair dino` (it trains the teacher
     # first); point it at your own with --cfg-options model.teacher_ckpt=PATH
     teacher_ckpt='work_dirs/dino_demo/teacher/teacher.pth',
+    query_input='teacher',  # KD-DETR's distillation points
+    probe='group',  # one decoder call: the points as a masked query group
     distiller=dict(
         type='DetrDistiller',
         student_channels=256,
         teacher_channels=256,
         neck=dict(levels=(0, 1, 2, 3), teacher_levels=(0, 1, 2, 3)),
         encoder=dict(levels=(0, 1, 2, 3), teacher_levels=(0, 1, 2, 3)),
-        # Every decoder layer, by index, on the teacher's queries.
-        queries=dict(levels=(0, 1, 2))))
+        # Every decoder layer, pooled into one term, on the teacher's
+        # queries (docs/detr.md).
+        queries=dict(levels=(0, 1, 2), pool=True)))
