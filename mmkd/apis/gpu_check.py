@@ -426,10 +426,14 @@ def install_cuda_fallbacks(force: bool = False) -> Callable[[], None]:
     installs them on any machine (tests)."""
     if not (force or cuda_fallbacks_needed()):
         return lambda: None
-    import mmcv.ops.multi_scale_deform_attn as msda
-    import mmcv.ops.nms as nms_module
-    import mmdet.models.losses.focal_loss as focal
+    import importlib
+
     import torch.nn.functional as F
+
+    # By module name: the attribute mmcv.ops.nms is the function nms().
+    msda = importlib.import_module('mmcv.ops.multi_scale_deform_attn')
+    nms_module = importlib.import_module('mmcv.ops.nms')
+    focal = importlib.import_module('mmdet.models.losses.focal_loss')
     saved = [(focal, 'sigmoid_focal_loss', focal.sigmoid_focal_loss),
              (msda, 'MultiScaleDeformableAttnFunction',
               msda.MultiScaleDeformableAttnFunction),

@@ -15,13 +15,13 @@
 # CUDA files for this node's GPU architecture only (TORCH_CUDA_ARCH_LIST
 # from the GPU, or set it): estimated 5-6 min more, and it needs nvcc.
 #
-# Options: --from DIR (default offline/), --venv DIR (default .venv-gpu/),
+# Options: --from DIR (default offline/, or $MMKD_OFFLINE_DIR), --venv DIR (default .venv-gpu/),
 # --python PY (the Python that has the node's torch; default python3),
 # --ops cpu|cuda, --dry-run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-FROM=offline
+FROM=${MMKD_OFFLINE_DIR:-offline}
 VENV=${MMKD_GPU_VENV:-$ROOT/.venv-gpu}
 PY=${MMKD_BASE_PYTHON:-python3}
 OPS=cpu
@@ -72,29 +72,40 @@ pip_=("$VPY" -m pip install --disable-pip-version-check --no-index
 say "installing $(grep -c . "$FROM/requirements.txt") pinned packages from $FROM/ (no index)"
 run "${pip_[@]}" -q -r "$FROM/requirements.txt"
 
-if [[ $DRY == 0 ]] && "$VPY" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '2.1.0')" 2>/dev/null; then
-  say "mmcv 2.1.0 with ops already installed"
+# Built already (with CUDA ops when those are asked for)? Then keep it.
+have_mmcv="import mmcv, sys; from mmcv.ops import get_compiling_cuda_version as v
+sys.exit(mmcv.__version__ != '2.1.0' or ('$OPS' == 'cuda' and v() == 'not available'))"
+if [[ $DRY == 0 ]] && "$VPY" -c "$have_mmcv" 2>/dev/null; then
+  say "mmcv 2.1.0 with $OPS ops already installed"
 else
-  [[ -n $mmcv_src ]] || die "no $FROM/mmcv-2.1.0.tar.gz: run fetch.sh again"
-  export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
+  [[ -n $mmcv_src || $DRY == 1 ]] || die "no $FROM/mmcv-2.1.0.tar.gz: run fetch.sh again"
+  jobs=${MAX_JOBS:-$(nproc)}
   if [[ $OPS == cuda ]]; then
-    export FORCE_CUDA=1
-    if [[ -z ${TORCH_CUDA_ARCH_LIST:-} && $DRY == 0 ]]; then
-      TORCH_CUDA_ARCH_LIST=$("$VPY" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())')
+    arch=${TORCH_CUDA_ARCH_LIST:-}
+    if [[ -z $arch ]]; then
+      # Only this node's GPU architecture: a fraction of the default list.
+      arch=$("$PY" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())' 2>/dev/null || true)
     fi
-    export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-}
-    say "building mmcv 2.1.0 with CUDA ops for arch ${TORCH_CUDA_ARCH_LIST:-?} ($MAX_JOBS jobs)"
-    build_env=()
+    [[ -n $arch || $DRY == 1 ]] || die "--ops cuda: torch sees no GPU here;
+  set TORCH_CUDA_ARCH_LIST (e.g. 9.0 for H100/H200, 8.0 for A100)"
+    build_env=(env FORCE_CUDA=1 "TORCH_CUDA_ARCH_LIST=${arch:-GPU_ARCH}")
   else
     # mmcv's setup.py builds CUDA ops whenever torch sees a GPU: hide it.
-    say "building mmcv 2.1.0 with CPU ops ($MAX_JOBS jobs)"
     build_env=(env CUDA_VISIBLE_DEVICES= FORCE_CUDA=0)
   fi
-  run "${build_env[@]}" "${pip_[@]}" --no-build-isolation "${mmcv_src:-$FROM/mmcv-2.1.0.tar.gz}"
+  build_env+=(MMCV_WITH_OPS=1 "MAX_JOBS=$jobs")
+  say "building mmcv 2.1.0 from source with $OPS ops ($jobs jobs)"
+  run "${build_env[@]}" "${pip_[@]}" --force-reinstall --no-build-isolation \
+    "${mmcv_src:-$FROM/mmcv-2.1.0.tar.gz}"
 fi
 
-say "installing mmkd (editable, no dependencies)"
-run "${pip_[@]}" -q --no-build-isolation -e "$ROOT"
+if [[ $DRY == 0 ]] && "$VPY" -c "import importlib.util as u, os, sys; s = u.find_spec('mmkd')
+sys.exit(not (s and os.path.realpath(s.origin).startswith(os.path.realpath('$ROOT') + os.sep)))" 2>/dev/null; then
+  say "mmkd of this checkout already imports in $VENV"
+else
+  say "installing mmkd (editable, no dependencies)"
+  run "${pip_[@]}" -q --no-build-isolation -e "$ROOT"
+fi
 if [[ $DRY == 0 ]]; then
   "$VPY" -c 'import mmkd; from mmrazor.models import FpnTeacherDistill' \
     || die "mmkd does not import in $VENV (see above)"
