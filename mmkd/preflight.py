@@ -4,6 +4,7 @@ was looked for, how to get it) instead of after model building or, worse,
 hours into a run."""
 import os
 import os.path as osp
+from functools import lru_cache
 from typing import List
 
 from mmengine.config import Config
@@ -129,10 +130,40 @@ def _reachable(url: str, timeout: float = 10.0) -> bool:
         return False
 
 
-# Types that only exist once ``import mmkd`` has run.
-MMKD_TYPES = ('ProjectorConnector', 'OrthoDistillLoss', 'FpnDistiller',
-              'ReducedPrecisionTeacherDistill', 'FiniteLossHook',
-              'DropFrozenTeacherHook', 'AutocastOptimWrapper')
+def _registered_by_mmkd(registry, seen: set) -> set:
+    """Names registered in ``registry`` and its children by mmkd's modules
+    (recorders also under the name configs use: MMRazor adds "Recorder")."""
+    if id(registry) in seen:
+        return set()
+    seen.add(id(registry))
+    names = set()
+    for name, obj in registry.module_dict.items():
+        if getattr(obj, '__module__', '').split('.')[0] == 'mmkd':
+            names.add(name)
+            if name.endswith('Recorder'):
+                names.add(name[:-len('Recorder')])
+    for child in registry.children.values():
+        names |= _registered_by_mmkd(child, seen)
+    return names
+
+
+@lru_cache(maxsize=None)
+def mmkd_types() -> frozenset:
+    """Every type name that only exists once ``import mmkd`` has run, read
+    from the registries (MMEngine's roots and their children: MMRazor's and
+    MMDetection's), so that a module mmkd adds is covered without a list to
+    keep up to date."""
+    import mmrazor.registry  # noqa: F401  (its registries: MMEngine children)
+    from mmengine import registry as roots
+    from mmengine.registry import Registry
+
+    from . import engine, models  # noqa: F401  (mmkd's registrations)
+    seen: set = set()
+    names: set = set()
+    for root in vars(roots).values():
+        if isinstance(root, Registry):
+            names |= _registered_by_mmkd(root, seen)
+    return frozenset(names)
 
 
 def _types(node) -> set:
@@ -152,7 +183,7 @@ def _types(node) -> set:
 def check_imports(cfg: Config) -> None:
     """A config that uses mmkd's modules must import mmkd itself
     (``custom_imports``), or MMDetection's own tools cannot build it."""
-    used = sorted(_types(cfg.to_dict()) & set(MMKD_TYPES))
+    used = sorted(_types(cfg.to_dict()) & mmkd_types())
     imports = (cfg.get('custom_imports') or {}).get('imports') or []
     if isinstance(imports, str):
         imports = [imports]
@@ -178,5 +209,4 @@ def preflight(cfg: Config, train: bool = True) -> None:
 
 
 __all__ = ['PreflightError', 'preflight', 'check_data', 'check_imports',
-           'check_teacher',
-           'missing_data']
+           'check_teacher', 'missing_data', 'mmkd_types']

@@ -400,6 +400,50 @@ def test_preflight_refuses_a_config_that_does_not_import_mmkd(tmp_path):
     check_imports(plain_cfg)
 
 
+def test_preflight_refuses_a_dino_config_that_does_not_import_mmkd():
+    """mmkd's types are read from the registries, so the DETR modules
+    (DinoTeacherDistill, DetrDistiller, the DETR recorders) count too."""
+    from mmkd.preflight import check_imports
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'demo', 'dino',
+                                   'vkd_dino_shapes.py'))
+    check_imports(cfg)
+    without = Config({k: v for k, v in cfg.to_dict().items()
+                      if k != 'custom_imports'})
+    with pytest.raises(PreflightError) as info:
+        check_imports(without)
+    for name in ('DinoTeacherDistill', 'DetrDistiller'):
+        assert name in str(info.value)
+    # Only the modules themselves: a DINO recorder config alone counts.
+    recorder_only = Config(dict(model=dict(
+        type='SingleTeacherDistill',
+        distiller=dict(student_recorders=dict(
+            q=dict(type='DetrDecoderQueries', source='decoder'))))))
+    with pytest.raises(PreflightError, match='DetrDecoderQueries'):
+        check_imports(recorder_only)
+
+
+def test_mmkd_types_come_from_the_registries():
+    from mmrazor.registry import MODELS as RAZOR_MODELS
+
+    from mmkd.preflight import mmkd_types
+    types = mmkd_types()
+    assert {'DinoTeacherDistill', 'DetrDistiller', 'FpnDistiller',
+            'DetrDecoderQueries', 'DetrEncoderLevels', 'FiniteLossHook',
+            'ProjectorConnector', 'OrthoDistillLoss'} <= types
+    # Not mmkd's: MMDetection's and MMRazor's own.
+    assert not {'DINO', 'ConfigurableDistiller', 'PKDLoss',
+                'ModuleOutputs', 'SingleTeacherDistill'} & types
+    # A module mmkd registers later is covered without a list to update.
+    fake = type('MmkdFakeModule', (), {'__module__': 'mmkd.models.fake'})
+    RAZOR_MODELS.register_module(module=fake)
+    try:
+        mmkd_types.cache_clear()
+        assert 'MmkdFakeModule' in mmkd_types()
+    finally:
+        RAZOR_MODELS._module_dict.pop('MmkdFakeModule')
+        mmkd_types.cache_clear()
+
+
 def test_mmkd_scope_names_configs_in_the_package():
     """``mmkd::`` resolves to the package's .mim/configs (the checkout's
     configs/ through a symlink in an editable install)."""

@@ -6,9 +6,12 @@ For a DETR setting (``dino_*``) the teacher's part of the floor is its
 forward as far as the query pairing needs it: backbone, neck, encoder,
 two-stage selection and decoder (``teacher_fwd``); ``teacher_fwd_tokens``
 (to the encoder) is what tokens-only distillation needs, and the floor of
-``vkd_tokens`` (``floor_tokens``: student step + that). The query probe
-(a second pass of the student's decoder) is part of the VkD step, not of
-the floor, nor of the connectors + losses share.
+``vkd_tokens`` (``floor_tokens``: student step + that). The distillation
+points (the teacher's queries in the student's decoder: a query group of
+its own call, or a second call for ``vkd_second_pass`` / ``vkd_old``) are
+part of the VkD step, not of the floor, nor of the connectors + losses
+share; a DETR row's ``points_s`` is what the step costs beyond the floor
+and the connectors + losses.
 Every method is timed on that batch, in one process, interleaved (one step
 of each method per round, the order rotated by one each round), after
 warm-up; medians are reported.
@@ -70,10 +73,25 @@ SETTINGS = {
 # What a DETR setting times: the student's step, the teacher's no-grad pass
 # as far as query pairing needs it (backbone, neck, encoder, two-stage
 # selection, decoder: the floor) and only to its encoder (what tokens-only
-# needs), VkD with tokens + queries (the config's distiller) and VkD tokens
-# only.
+# needs), VkD with tokens + queries (the config's distiller: the teacher's
+# queries as a query group of the student's decoder call), VkD tokens only,
+# and variants of the query terms (DETR_VARIANTS).
 DETR_METHODS = ('student', 'teacher_fwd', 'teacher_fwd_tokens', 'vkd',
-                'vkd_tokens')
+                'vkd_tokens', 'vkd_second_pass', 'vkd_old',
+                'vkd_quarter_points')
+# DinoTeacherDistill arguments (and query-term options) of each variant:
+# - vkd_second_pass: the same distillation points in a second call of the
+#   student's decoder instead of a group of its own call;
+# - vkd_old: mmkd's rule before issue 18 (the student's content queries at
+#   the teacher's boxes, a second decoder pass, one term per decoder layer);
+# - vkd_quarter_points: the teacher's best-ranked quarter of its queries as
+#   the distillation points (KD-DETR's sampling of fewer points).
+DETR_VARIANTS = {
+    'vkd_second_pass': dict(probe='second_pass'),
+    'vkd_old': dict(probe='second_pass', query_input='student_content',
+                    pool=False),
+    'vkd_quarter_points': dict(num_points='quarter'),
+}
 
 
 def is_detr(setting: str) -> bool:
@@ -113,6 +131,13 @@ def build_detr_method(method: str, setting: str):
             model.teacher_ckpt = None  # timing only: a random teacher
             if method.endswith('_tokens'):
                 model.distiller.queries = None
+            variant = dict(DETR_VARIANTS.get(method, {}))
+            if 'pool' in variant:
+                model.distiller.queries.pool = variant.pop('pool')
+            if variant.get('num_points') == 'quarter':
+                variant['num_points'] = max(
+                    1, model.architecture.num_queries // 4)
+            model.update(variant)
             built = MODELS.build(model)
     # DINO's own initialisation (without it a random DINO can give NaN
     # matching costs), and DINO's gradient clipping in the step.
@@ -266,7 +291,7 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
             data = model.data_preprocessor(copy.deepcopy(raw), True)
             models[method] = model
             steps[method] = make_step(method, model, data)
-        return _time_steps(steps, models, warmup, repeats, device)
+        return _time_steps(steps, models, warmup, repeats, device, detr=True)
     methods = list(methods or METHODS)
     unknown = [m for m in methods if not is_fpn_method(m)]
     if unknown:
@@ -293,7 +318,8 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
 
 
 def _time_steps(steps: Dict[str, Callable], models: Dict, warmup: int,
-                repeats: int, device: torch.device) -> Dict[str, dict]:
+                repeats: int, device: torch.device,
+                detr: bool = False) -> Dict[str, dict]:
     times: Dict[str, List[float]] = {m: [] for m in steps}
     shares: Dict[str, List[float]] = {m: [] for m in steps}
     peak: Dict[str, Optional[float]] = {m: None for m in steps}
@@ -320,12 +346,14 @@ def _time_steps(steps: Dict[str, Callable], models: Dict, warmup: int,
             if hasattr(models[method], 'distiller') and \
                     not method.startswith('teacher_fwd'):  # a distiller
                 shares[method].append(distill_share(models[method]))
-    return summarise(times, shares, peak)
+    return summarise(times, shares, peak, detr)
 
 
 def summarise(times: Dict[str, List[float]], shares: Dict[str, List[float]],
-              peak: Dict[str, Optional[float]]) -> Dict[str, dict]:
-    """Ratios computed from the measured medians only."""
+              peak: Dict[str, Optional[float]],
+              detr: bool = False) -> Dict[str, dict]:
+    """Ratios computed from the measured medians only; ``detr``: a DETR
+    setting, whose distillers also get ``points_s``."""
     med = {m: statistics.median(t) for m, t in times.items()}
     floor = med['student'] + med['teacher_fwd']
     # DETR tokens-only: its teacher stops after the encoder, so its floor
@@ -342,6 +370,12 @@ def summarise(times: Dict[str, List[float]], shares: Dict[str, List[float]],
                                    and floor_tokens) else floor
             row['over_floor'] = t / own
             row['distill_share'] = statistics.median(shares[method]) / t
+            if detr:
+                # DETR: what is left of the step once the floor (student
+                # step + teacher) and the connectors + losses are taken
+                # out: the distillation points in the student's decoder
+                # (and recording), forward and backward.
+                row['points_s'] = t - own - row['distill_share'] * t
         out[method] = row
     out['floor'] = dict(step_s=floor, repeats=0, peak_mb=None)
     if floor_tokens is not None:
@@ -401,6 +435,24 @@ def format_table(results: Dict[str, dict], title: str) -> str:
         mem = f"{r['peak_mb']:.0f}" if r['peak_mb'] is not None else 'n/a'
         lines.append(f"| {method} | {1000 * r['step_s']:.1f} | {ratio} | "
                      f'{share} | {mem} |')
+    if any('points_s' in r for r in results.values()):
+        lines += ['', '**decomposition (ms): teacher + student (the floor) '
+                  '+ distillation points + connectors and losses**', '',
+                  '| method | teacher | student | distillation points | '
+                  'connectors + losses | step |', '|---|---|---|---|---|---|']
+        student = results['student']['step_s']
+        for method, r in results.items():
+            if 'points_s' not in r:
+                continue
+            tokens = method.endswith('_tokens') and \
+                'teacher_fwd_tokens' in results
+            teacher = results['teacher_fwd_tokens' if tokens else
+                              'teacher_fwd']['step_s']
+            lines.append(
+                f'| {method} | {1000 * teacher:.1f} | {1000 * student:.1f} '
+                f"| {1000 * r['points_s']:.1f} | "
+                f"{1000 * r['distill_share'] * r['step_s']:.1f} | "
+                f"{1000 * r['step_s']:.1f} |")
     if 'teacher_fwd_bf16' in results:
         bf16 = results['teacher_fwd_bf16']['step_s']
         lines.append('')

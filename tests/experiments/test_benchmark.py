@@ -240,7 +240,9 @@ def test_fbkd_uses_only_levels_its_pooling_can_take():
 def test_dino_setting_floor_includes_the_teachers_decoder(monkeypatch):
     """DINO: the floor's teacher pass runs the teacher's decoder (query
     pairing needs its queries), the tokens-only pass stops at the encoder;
-    the VkD step includes the probe (the student's decoder twice)."""
+    the VkD step carries the distillation points in the student's one
+    decoder call (twice for the second-pass variants); each DETR row's
+    decomposition adds up to its step."""
     calls = {}
     build = benchmark.build_detr_method
 
@@ -266,8 +268,18 @@ def test_dino_setting_floor_includes_the_teachers_decoder(monkeypatch):
     assert calls['teacher_fwd']['teacher.decoder'] == 1
     assert calls['teacher_fwd_tokens']['teacher.encoder'] == 1
     assert calls['teacher_fwd_tokens']['teacher.decoder'] == 0
-    assert calls['vkd']['decoder'] == 2  # its own pass and the probe
+    assert calls['vkd']['decoder'] == 1  # the points ride in its own call
+    assert calls['vkd_quarter_points']['decoder'] == 1
+    assert calls['vkd_second_pass']['decoder'] == 2
+    assert calls['vkd_old']['decoder'] == 2
     assert calls['vkd_tokens']['decoder'] == 1
+    for method in ('vkd', 'vkd_second_pass', 'vkd_old'):
+        row = out[method]
+        total = (out['floor']['step_s'] + row['points_s'] +
+                 row['distill_share'] * row['step_s'])
+        assert total == pytest.approx(row['step_s'])
+    table = benchmark.format_table(out, 'dino')
+    assert '| vkd_old |' in table and 'distillation points' in table
     assert calls['student']['decoder'] == 1
     assert out['floor']['step_s'] == pytest.approx(
         out['student']['step_s'] + out['teacher_fwd']['step_s'])
