@@ -501,8 +501,10 @@ def test_every_documented_gpu_command_runs_as_a_dry_run(tmp_path):
     fetched = tmp_path / 'fetched'
     fetched.mkdir()
     (fetched / 'requirements.txt').write_text('mmengine==0.10.7\n')
+    # The node: its Python has torch, there is no .venv-gpu yet.
     env = no_network_env(MMKD_OFFLINE_DIR=str(fetched),
-                         MMKD_GPU_VENV=str(tmp_path / 'none'))
+                         MMKD_GPU_VENV=str(tmp_path / 'none'),
+                         MMKD_BASE_PYTHON=sys.executable)
     for command in commands:
         args = shlex.split(command)
         if args[0] == 'python':
@@ -512,3 +514,9 @@ def test_every_documented_gpu_command_runs_as_a_dry_run(tmp_path):
         assert args[0] in ('bash', sys.executable), command
         proc = sh(args + ['--dry-run'], env=env)
         assert proc.returncode == 0, (command, proc.stderr[-2000:])
+        assert 'FAILED' not in proc.stdout + proc.stderr, command
+        if 'gpu_check' in command:
+            assert '[environment, 30 s]' in proc.stdout, command
+        if command == 'bash tools/gpu_check.sh':  # installs first
+            assert 'install --disable-pip-version-check --no-index' in \
+                proc.stdout, proc.stdout
