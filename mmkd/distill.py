@@ -15,8 +15,9 @@ teacher level ``teacher_levels[i]`` (default: the same indices), e.g. a
 4-level student under a 5-level teacher with one more fine level:
 ``levels=(0, 1, 2, 3), teacher_levels=(1, 2, 3, 4)``. The pairing is checked
 before the first training step (:func:`mmkd.engine.check_distiller_shapes`):
-an index past the neck's outputs, or paired maps of different sizes for a
-loss that cannot resize, stop with the key to fix.
+an index past the neck's outputs, paired maps of different sizes for a loss
+that cannot resize, or paired maps of different strides (unless the
+distiller sets ``resize_across_strides=True``) stop with the key to fix.
 
 and :func:`fpn_distiller_cfg` expands it into MMRazor's recorders (one
 ``ModuleOutputs`` recorder on each model's neck), one connector and one loss
@@ -144,6 +145,14 @@ def fpn_distiller_cfg(levels: Sequence[int],
         connectors=connectors,
         distill_losses=losses,
         loss_forward_mappings=mappings)
+
+
+def _build_with_opt_in(cfg: dict, resize_across_strides: bool):
+    distiller = MODELS.build(cfg)
+    # Read by mmkd.engine.check_distiller_shapes: maps of different strides
+    # may be paired (and interpolated by the loss) only when asked for.
+    distiller.resize_across_strides = bool(resize_across_strides)
+    return distiller
 
 
 @MODELS.register_module(name='FpnDistiller')
@@ -279,14 +288,6 @@ def detr_distiller_cfg(student_channels: Channels,
                     'distill_losses', 'loss_forward_mappings'):
             merged[key].update(part[key])
     return merged
-
-
-def _build_with_opt_in(cfg: dict, resize_across_strides: bool):
-    distiller = MODELS.build(cfg)
-    # Read by mmkd.engine.check_distiller_shapes: maps of different strides
-    # may be paired (and interpolated by the loss) only when asked for.
-    distiller.resize_across_strides = bool(resize_across_strides)
-    return distiller
 
 
 @MODELS.register_module(name='DetrDistiller')

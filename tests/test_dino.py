@@ -519,6 +519,43 @@ def test_pairing_needs_equal_query_counts(offline_model_cfg):
         MODELS.build(model)
 
 
+@pytest.mark.parametrize('key, value, match', [
+    ('query_input', 'student', r"model.query_input='student'; choose one "
+     r"of 'teacher', 'student_content'"),
+    ('probe', 'twice', r"model.probe='twice'; choose one of 'group', "
+     r"'second_pass'"),
+    ('num_points', 0, r'model.num_points=0; give an int in 1..100'),
+    ('num_points', 101, r'model.num_points=101'),
+])
+def test_algorithm_options_are_checked(offline_model_cfg, key, value,
+                                       match):
+    cfg = Config.fromfile(osp.join(DEMO, 'vkd_dino_shapes.py'))
+    model = offline_model_cfg(cfg.model)
+    model[key] = value
+    with DefaultScope.overwrite_default_scope('mmdet'), \
+            pytest.raises(ValueError, match=match):
+        MODELS.build(model)
+
+
+def test_teacher_queries_need_equal_widths(dino):
+    algo = dino()
+    algo.teacher.embed_dims = 128  # as a narrower teacher would have
+    with pytest.raises(ValueError, match=r"model.query_input='teacher'.*"
+                       r"128-dim.*256-dim.*'student_content'"):
+        algo._check_query_pair()
+    algo.query_input = 'student_content'
+    algo._check_query_pair()
+
+
+def test_pooled_queries_need_one_teacher_layer_per_layer():
+    with pytest.raises(ValueError, match=r'queries levels=\[0, 1, 2\] and '
+                       r'teacher_levels=\[0, 1\] pool 3 student layers'):
+        MODELS.build(dict(
+            type='mmrazor.DetrDistiller', student_channels=8,
+            teacher_channels=8, loss=dict(type='L1Loss'),
+            queries=dict(levels=(0, 1, 2), teacher_levels=(0, 1))))
+
+
 def test_detr_distiller_needs_a_term():
     with pytest.raises(ValueError, match='at least one of neck='):
         MODELS.build(dict(type='mmrazor.DetrDistiller', student_channels=8,
@@ -562,10 +599,11 @@ def test_coco_config_trains_at_demo_size(offline_model_cfg):
     assert algo.probe_size == (256, 256)
     check_distiller_shapes(algo)  # what mmkd's train tool runs first
     cfg = Config.fromfile(COCO).model.distiller
+    # VkD's weighting: one query term for the 6 layers pooled.
     terms = {f'distill.loss_{short}{i}'
-             for group, short in (('neck', 'neck'), ('encoder', 'enc'),
-                                  ('queries', 'query')) if cfg.get(group)
-             for i in cfg[group].levels}
+             for group, short in (('neck', 'neck'), ('encoder', 'enc'))
+             for i in cfg[group].levels} | {'distill.loss_query'}
+    assert cfg.queries.levels == tuple(range(6))
     wrapper = OptimWrapper(torch.optim.AdamW(
         [p for p in algo.parameters() if p.requires_grad], lr=1e-4),
         clip_grad=dict(max_norm=0.1))
