@@ -63,7 +63,7 @@ def canonical(name):
 def test_the_steps_fit_ten_minutes_and_name_real_settings_configs(tmp_path):
     from mmengine.config import Config
 
-    from mmkd.experiments.benchmark import SETTINGS
+    from mmkd.experiments.benchmark import DETR_METHODS, SETTINGS
     steps = gpu_check.plan(str(tmp_path))
     assert [s.name for s in steps] == list(gpu_check.BUDGETS)
     assert sum(s.budget_s for s in steps) <= 570  # + the report: < 10 min
@@ -72,6 +72,9 @@ def test_the_steps_fit_ten_minutes_and_name_real_settings_configs(tmp_path):
         argv = next(s.argv for s in steps if s.name == name)
         assert setting in SETTINGS and argv[argv.index('--setting') + 1] \
             == setting and argv[argv.index('--device') + 1] == 'cuda'
+    dino = next(s.argv for s in steps if s.name == 'bench-dino')
+    methods = dino[dino.index('--methods') + 1:]
+    assert methods and set(methods) <= set(DETR_METHODS)
     for name, (config, _) in gpu_check.TRAIN_CONFIGS.items():
         argv = next(s.argv for s in steps if s.name == name)
         assert '--amp' in argv and config in argv
@@ -85,7 +88,7 @@ def test_dry_run_prints_every_step_with_its_budget(tmp_path):
     for name in gpu_check.BUDGETS:
         assert f'[{name}, ' in proc.stdout
     assert '[bench-dino, 45 s]' in proc.stdout
-    assert 'total budget 525 s' in proc.stdout
+    assert 'total budget 465 s' in proc.stdout
     bad = sh([sys.executable, 'tools/gpu_check.py', '--budget', 'nope=3'])
     assert bad.returncode != 0 and 'STEP=SECONDS' in bad.stderr
 

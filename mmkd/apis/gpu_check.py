@@ -34,13 +34,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 # 10 minutes. docs/gpu.md gives the estimate of each and its basis.
 BUDGETS = {
     'environment': 30,
-    'prepare': 60,
-    'gpu-tests': 120,
+    'prepare': 45,
+    'gpu-tests': 100,
     'train-vkd-amp': 60,
-    'train-dino-amp': 90,
+    'train-dino-amp': 75,
     'bench-retinanet': 60,
-    'bench-rtmdet': 60,
-    'bench-dino': 90,
+    'bench-rtmdet': 50,
+    # Five models with a Swin-L teacher to build and initialise on the CPU:
+    # about 30 s each on 2 loaded cores here.
+    'bench-dino': 150,
 }
 TRAIN_ITERS = 20
 # The built-in data the training steps use (images of 128x128).
@@ -52,6 +54,12 @@ BENCHMARKS = {
     'bench-retinanet': ('retinanet_r50_r18', (800, 1333), 2),
     'bench-rtmdet': ('rtmdet_l_s', (640, 640), 8),
     'bench-dino': ('dino_swin-l_r50', (800, 1333), 2),
+}
+# Methods timed (None: the tool's default, every method of the setting).
+# DINO: the floor, its tokens-only floor, VkD tokens + queries and tokens.
+BENCH_METHODS = {
+    'bench-dino': ['student', 'teacher_fwd', 'teacher_fwd_tokens', 'vkd',
+                   'vkd_tokens'],
 }
 # Demo teachers for the training steps: (config, checkpoint name).
 DEMO_TEACHERS = {
@@ -160,7 +168,9 @@ def plan(work_dir: str, python: str = sys.executable,
             f'{batch}: step time against the floor, peak memory',
             me + ['run', tool_path('benchmark'), '--setting', setting,
                   '--size', str(h), str(w), '--batch', str(batch),
-                  '--warmup', '2', '--repeats', '5', '--device', 'cuda'],
+                  '--warmup', '2', '--repeats', '5', '--device', 'cuda']
+            + (['--methods'] + BENCH_METHODS[name]
+               if name in BENCH_METHODS else []),
             budgets[name]))
     return steps
 

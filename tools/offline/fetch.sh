@@ -15,7 +15,7 @@
 # the node's glibc runs; default 2.28), --core-only (the node already has
 # numpy, scipy, cv2, matplotlib, shapely), --pip CMD (default: python3 -m
 # pip), --dry-run (print, download nothing).
-# Sizes for Python 3.12 x86_64: core 8 MiB + mmcv source 0.5 MiB; the
+# Sizes for Python 3.12 x86_64: core 9 MiB + mmcv source 0.5 MiB; the
 # scientific stack 126 MiB more.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
