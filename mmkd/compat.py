@@ -331,32 +331,51 @@ def package_dir() -> str:
     return osp.dirname(osp.abspath(__file__))
 
 
+def _quiet_pkg_resources(function):
+    """``function`` (MMEngine's package lookups, which import and reload
+    pkg_resources) without setuptools' deprecation warning, which users
+    cannot act on (setuptools is pinned below 81, where it still exists).
+    Silenced around these calls only, not for the process."""
+    import functools
+
+    @functools.wraps(function)
+    def quiet(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                'ignore', message='pkg_resources is deprecated',
+                category=UserWarning)
+            return function(*args, **kwargs)
+
+    return quiet
+
+
 def patch_config_scope() -> str:
     import mmengine.config.config as config_module
     import mmengine.hub.hub as hub_module
     from mmengine.config import Config
     from mmengine.config import utils as config_utils
     _require(config_utils, 'MODULE2PACKAGE')
-    _require(config_module, 'get_installed_path')
+    _require(config_module, 'get_installed_path', 'is_installed')
     _require(hub_module, 'get_installed_path')
     _require(Config, '_get_cfg_path')
     config_utils.MODULE2PACKAGE.setdefault('mmkd', 'mmkd')
     if getattr(Config.fromfile, '_mmkd', False):
         return 'applied'
-    found = config_module.get_installed_path
+    found = _quiet_pkg_resources(config_module.get_installed_path)
 
     def get_installed_path(package: str) -> str:
         return package_dir() if package == 'mmkd' else found(package)
 
     config_module.get_installed_path = get_installed_path
     hub_module.get_installed_path = get_installed_path
+    config_module.is_installed = _quiet_pkg_resources(
+        config_module.is_installed)
     fromfile = Config.fromfile
 
     def fromfile_with_scope(filename, *args, **kwargs):
-        import os.path as osp
-        if isinstance(filename, str) and '::' in filename and \
-                not osp.isfile(filename):
-            filename, _ = Config._get_cfg_path(filename, '')
+        if isinstance(filename, str) and '::' in filename:
+            from .config_files import resolve_config
+            filename = resolve_config(filename, 'Config.fromfile')
         return fromfile(filename, *args, **kwargs)
 
     fromfile_with_scope._mmkd = True
@@ -369,12 +388,6 @@ def apply() -> None:
     global _applied
     if _applied:
         return
-    # MMEngine imports pkg_resources to find mmdet's configs; setuptools
-    # warns about it on every tool start. Not actionable for users
-    # (setuptools is pinned below 81 where it still exists): silenced for
-    # that import in MMEngine only, not for the process.
-    warnings.filterwarnings('ignore', message='pkg_resources is deprecated',
-                            category=UserWarning, module=r'mmengine\.')
     STATUS['joblib'] = check_joblib()
     STATUS['quantization'] = stub_mmrazor_quantization()
     _step('weights-only loading', patch_checkpoint_loading)

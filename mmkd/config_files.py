@@ -10,10 +10,18 @@ def resolve_config(config: str, key: str = 'CONFIG') -> str:
         return config
     if '::' in config:
         from mmengine.config import Config
-        package = config.split('::', 1)[0]
+        package, name = config.split('::', 1)
         try:
-            path, _ = Config._get_cfg_path(config, '')
-        except (ModuleNotFoundError, KeyError, AssertionError,
+            if '/' in name:
+                path, _ = Config._get_cfg_path(config, '')
+            else:
+                # MMEngine wants a folder (pkg::dir/x.py); a config at the
+                # top of the package's configs (mmkd's first published
+                # name) is looked up here.
+                from mmengine.config import config as config_module
+                path = osp.join(config_module.get_installed_path(package),
+                                '.mim', 'configs', name)
+        except (ModuleNotFoundError, KeyError, AssertionError, ValueError,
                 FileNotFoundError) as exc:
             raise FileNotFoundError(
                 f'{key} {config!r}: {package!r} configs cannot be found '
