@@ -5,6 +5,11 @@ import shutil
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
+try:
+    from setuptools.command.editable_wheel import editable_wheel
+except ImportError:  # setuptools < 64: `pip install -e` runs develop
+    editable_wheel = None
+
 HERE = osp.dirname(osp.abspath(__file__))
 # What OpenMMLab packages ship in <package>/.mim so that `mmkd::` configs,
 # `mim train mmkd ...` and `python -m mmkd train ...` work from a wheel. In
@@ -38,11 +43,35 @@ class BuildWithMim(build_py):
                     '__pycache__', '*.pyc'))
             else:
                 shutil.copyfile(src, dst)
-        # `mmkd::` names in any tool (see mmkd_config_scope.py): a .pth at
-        # the top of site-packages runs its `import` line at start-up.
-        with open(osp.join(self.build_lib, 'mmkd_config_scope.pth'),
-                  'w') as f:
-            f.write('import mmkd_config_scope\n')
+        write_hook(self.build_lib)
+
+
+# `mmkd::` names in any tool (see mmkd_config_scope.py): a .pth at the top of
+# site-packages runs its `import` line at start-up.
+def write_hook(folder):
+    with open(osp.join(folder, 'mmkd_config_scope.pth'), 'w') as f:
+        f.write('import mmkd_config_scope\n')
+
+
+cmdclass = {'build_py': BuildWithMim}
+if editable_wheel is not None:
+
+    class EditableWithHook(editable_wheel):
+        """``pip install -e``: the same start-up hook as a wheel (setuptools
+        puts only its own finder in an editable wheel)."""
+
+        def _run_build_commands(self, dist_name, unpacked_wheel, *args):
+            out = super()._run_build_commands(dist_name, unpacked_wheel,
+                                              *args)
+            write_hook(unpacked_wheel)
+            return out
+
+    if not hasattr(editable_wheel, '_run_build_commands'):
+        raise RuntimeError(
+            'setuptools changed its editable_wheel command: mmkd cannot add '
+            'its start-up hook (mmkd_config_scope.pth) to an editable '
+            'install; install with setuptools<81 or from a wheel')
+    cmdclass['editable_wheel'] = EditableWithHook
 
 
 with open(osp.join(HERE, 'README.md')) as f:
@@ -57,7 +86,7 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=['mmkd', 'mmkd.*']),
     py_modules=['mmkd_config_scope'],
-    cmdclass={'build_py': BuildWithMim},
+    cmdclass=cmdclass,
     entry_points={'console_scripts': ['mmkd = mmkd.__main__:main']},
     python_requires='>=3.8',
     # Ranges, so that `pip install` into a cluster's environment keeps its

@@ -139,6 +139,7 @@ def test_non_finite_loss_names_iteration_and_term():
     check_finite({'loss': torch.tensor(2.0), 'acc': [torch.tensor(1.0)]}, 1)
 
 
+@pytest.mark.slow
 def test_nan_run_stops_with_iteration_and_keeps_finite_checkpoints(
         tmp_path, repo, train_tool):
     from mmkd.checkpoint import read_checkpoint

@@ -52,6 +52,7 @@ def _train(train_tool, repo, config, work_dir, data, teacher, resume=False,
                       timeout=900)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_weights(setup, repo, train_tool):
     """The demo config leaves ``randomness.seed`` unset, as MMDetection's
     configs do: the run draws a seed, and ``--resume`` must continue with it
