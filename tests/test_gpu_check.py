@@ -419,6 +419,7 @@ def node_venv(tmp_path):
     return venv
 
 
+@pytest.mark.slow  # builds and installs a (stand-in) sdist: ~40 s
 def test_install_from_fetched_files_into_a_scratch_venv(tmp_path, node_venv):
     fetched = tmp_path / 'fetched'
     fetched.mkdir()
