@@ -9,24 +9,17 @@ def resolve_config(config: str, key: str = 'CONFIG') -> str:
     if osp.isfile(config):
         return config
     if '::' in config:
-        from mmengine.config import Config
+        # What MMEngine does for pkg::dir/x.py (the package's .mim/configs),
+        # and for pkg::x.py too, which MMEngine refuses (it wants a folder;
+        # mmkd's first published name has none).
+        from mmengine.config import config as config_module
         package, name = config.split('::', 1)
-        try:
-            if '/' in name:
-                path, _ = Config._get_cfg_path(config, '')
-            else:
-                # MMEngine wants a folder (pkg::dir/x.py); a config at the
-                # top of the package's configs (mmkd's first published
-                # name) is looked up here.
-                from mmengine.config import config as config_module
-                path = osp.join(config_module.get_installed_path(package),
-                                '.mim', 'configs', name)
-        except (ModuleNotFoundError, KeyError, AssertionError, ValueError,
-                FileNotFoundError) as exc:
+        if not config_module.is_installed(package):
             raise FileNotFoundError(
-                f'{key} {config!r}: {package!r} configs cannot be found '
-                f'({type(exc).__name__}: {exc}); is {package} installed?'
-            ) from exc
+                f'{key} {config!r}: the package {package!r} is not '
+                f'installed (pip install {package})')
+        path = osp.join(config_module.get_installed_path(package), '.mim',
+                        'configs', name)
         if osp.isfile(path):
             return path
         raise FileNotFoundError(
