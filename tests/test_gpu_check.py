@@ -495,12 +495,16 @@ def documented_gpu_commands():
                 command = line.split('  #')[0].strip()
                 if command and not command.startswith('#'):
                     found.append(command)
+        # Commands quoted inline in the text, e.g. `bash tools/... --x`.
+        prose = re.sub(r'^```.*?^```', '', text, flags=re.S | re.M)
+        found += re.findall(r'`((?:bash|python) tools/[^`]+)`', prose)
     return found
 
 
 def test_every_documented_gpu_command_runs_as_a_dry_run(tmp_path):
     commands = documented_gpu_commands()
     assert 'bash tools/gpu_check.sh' in commands
+    assert 'bash tools/gpu_check.sh --ops cuda' in commands  # inline
     assert any(c.startswith('bash tools/offline/fetch.sh') for c in commands)
     fetched = tmp_path / 'fetched'
     fetched.mkdir()
