@@ -247,7 +247,8 @@ def check_shell(command, env, shared):
         proc = run(['make', '-n'] + args, env)
         assert proc.returncode == 0, proc.stderr
         recipe = {'test': 'pytest', 'quick-test': 'not slow', 'lint': 'ruff',
-                  'demo': 'tools/demo.py', 'install': 'tools/install.sh'}[args[0]]
+                  'demo': 'tools/demo.py',
+                  'install': 'tools/install.sh'}[args[0]]
         assert recipe in proc.stdout and 'tools/install.sh' in proc.stdout
         return
     if program == 'pip':
