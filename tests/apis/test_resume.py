@@ -97,7 +97,13 @@ def test_killed_run_resumes_to_identical_weights(setup, repo, train_tool):
 
 
 def test_failed_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
+    """MMEngine's save_checkpoint through mmkd's backend, as
+    AtomicCheckpointHook selects it for a run's checkpoints."""
+    from functools import partial
+
     from mmengine.runner.checkpoint import save_checkpoint
+    save_checkpoint = partial(save_checkpoint,
+                              backend_args=dict(backend='mmkd_atomic_local'))
     path = str(tmp_path / 'iter_3.pth')
     save_checkpoint({'state_dict': {'w': torch.ones(3)}}, path)
     good = open(path, 'rb').read()
