@@ -2,8 +2,8 @@
 
 The query pairing rule (docs/detr.md): DETR queries are unordered, so the
 student's own queries cannot be compared with the teacher's by index.
-Following KD-DETR's "consistent distillation points" (Wang et al., CVPR
-2024; its DINO port in the TPRD repository, and D3ETR, do the same), the
+Following KD-DETR's "consistent distillation points" (CVPR 2024; its DINO
+port in the TPRD repository, and D3ETR, do the same), the
 TEACHER's queries are the distillation points: query ``n`` is the content
 query the teacher's decoder receives as its ``n``-th query (DINO's learned
 ``query_embedding``) with the teacher's ``n``-th reference point (the box of
