@@ -86,7 +86,7 @@ def test_wheel_ships_configs_and_resolves_mmkd_scope(wheel_env):
     assert proc.returncode == 0, proc.stderr[-3000:]
     mmkd_file, model, cfg_file = proc.stdout.strip().splitlines()[-3:]
     assert not mmkd_file.startswith(ROOT), 'ran the checkout, not the wheel'
-    assert model == 'FpnTeacherDistill ProjectorConnector'
+    assert model == 'StrictFpnTeacherDistill ProjectorConnector'
     # The config is a copy inside the installed package, not a symlink back.
     assert cfg_file.startswith(osp.dirname(mmkd_file))
     assert cfg_file.endswith('.mim/configs/vkd/vkd_retinanet_r50_r18_coco.py')
