@@ -84,7 +84,11 @@ setup(
     'MMDetection detectors through MMRazor',
     long_description=long_description,
     long_description_content_type='text/markdown',
-    packages=find_packages(include=['mmkd', 'mmkd.*']),
+    # mmkd: the library; mmkd_lab: the demo, the benchmark and the built-in
+    # data (shipped so that `mmkd demo` / `mmkd benchmark` run from a wheel;
+    # nothing in mmkd imports it).
+    packages=find_packages(include=['mmkd', 'mmkd.*', 'mmkd_lab',
+                                    'mmkd_lab.*']),
     py_modules=['mmkd_config_scope'],
     cmdclass=cmdclass,
     entry_points={'console_scripts': ['mmkd = mmkd.__main__:main']},

@@ -12,7 +12,7 @@ import runpy
 import sys
 from typing import Dict, List, Optional
 
-from .compat import package_dir
+from .config_files import package_dir
 
 
 def tools() -> Dict[str, str]:

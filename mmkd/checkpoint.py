@@ -10,6 +10,7 @@ of another architecture silently leaves a random teacher and distillation
 mis-shaped key and names the first ones.
 """
 import os.path as osp
+import pickle
 from collections import OrderedDict
 from typing import Dict, List, Optional
 
@@ -22,7 +23,15 @@ SHOWN_KEYS = 8
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: missing, unreadable or mismatched."""
+    """A checkpoint that cannot be used: missing, unreadable, mismatched or
+    unsafe. The one base of mmkd's checkpoint errors: catch it to catch
+    them all."""
+
+
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
+    """A checkpoint holds objects that weights-only loading refuses (raised
+    by every MMEngine load under :mod:`mmkd.compat`). Also an
+    ``UnpicklingError``, as torch's own refusal is."""
 
 
 def is_remote(filename: str) -> bool:
@@ -47,6 +56,8 @@ def read_checkpoint(filename: str, config_key: str = 'checkpoint',
             f'with --cfg-options {config_key}=PATH')
     try:
         checkpoint = CheckpointLoader.load_checkpoint(filename, map_location)
+    except UnsafeCheckpointError as exc:
+        raise UnsafeCheckpointError(f'{config_key}: {exc}') from exc
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - re-raised with the file named

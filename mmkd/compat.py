@@ -32,8 +32,9 @@ each checks for the problem itself, and a protection that cannot be applied
    MMEngine's loaders reach torch through two module globals of
    ``mmengine.runner.checkpoint``, ``torch`` and ``load_url``; both are
    replaced there (and in ``mmengine.utils.dl_utils.hub``). A refusal names
-   the file and the offending global (:class:`UnsafeCheckpointError`, an
-   ``UnpicklingError`` as torch raises).
+   the file and the offending global
+   (:class:`mmkd.checkpoint.UnsafeCheckpointError`: a ``CheckpointError``
+   and an ``UnpicklingError`` as torch raises).
 4. ``last_checkpoint pointer``: MMEngine's ``CheckpointHook`` writes the
    ``last_checkpoint`` pointer with the builtin ``open``; that one name in
    that module becomes an atomic writer (the checkpoint files themselves go
@@ -55,6 +56,10 @@ from typing import Callable, Dict, List
 
 import torch
 from packaging.version import Version
+
+# Re-exported: callers catch ``mmkd.compat.UnsafeCheckpointError`` too.
+from .checkpoint import UnsafeCheckpointError
+from .config_files import package_dir
 
 TORCH = Version(torch.__version__.split('+')[0])
 STATUS: Dict[str, str] = {}
@@ -199,10 +204,6 @@ def history_buffer_statistic(owner, name: str):
         "MMEngine HistoryBuffer statistics are allowed")
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint holds objects that weights-only loading refuses."""
-
-
 def _explain_refusal(filename, exc: Exception) -> UnsafeCheckpointError:
     # torch's own message advises weights_only=False; name the global instead.
     text = str(exc)
@@ -324,13 +325,6 @@ def patch_pointer_write() -> str:
 
 
 # --- 5. mmkd:: configs ------------------------------------------------------
-def package_dir() -> str:
-    """The folder of the imported mmkd package (site-packages/mmkd for a
-    wheel, the checkout's mmkd/ for an editable install)."""
-    import os.path as osp
-    return osp.dirname(osp.abspath(__file__))
-
-
 def _quiet_pkg_resources(function):
     """``function`` (MMEngine's package lookups, which import and reload
     pkg_resources) without setuptools' deprecation warning, which users

@@ -2,6 +2,13 @@
 import os.path as osp
 
 
+def package_dir() -> str:
+    """The folder of the imported mmkd package (site-packages/mmkd for a
+    wheel, the checkout's mmkd/ for an editable install): its ``.mim``
+    holds the shipped configs and tools."""
+    return osp.dirname(osp.abspath(__file__))
+
+
 def resolve_config(config: str, key: str = 'CONFIG') -> str:
     """The file behind ``config``: a path as given, or ``mmkd::vkd/x.py`` /
     ``mmdet::retinanet/x.py`` (a config shipped in the package's ``.mim``
@@ -29,4 +36,4 @@ def resolve_config(config: str, key: str = 'CONFIG') -> str:
                             f'{osp.abspath(config)})')
 
 
-__all__ = ['resolve_config']
+__all__ = ['package_dir', 'resolve_config']

@@ -293,7 +293,7 @@ def batch():
     """``batch(model, num_images=2, size=(128, 128), seed=0,
     training=True)``: a synthetic detection batch through the model's data
     preprocessor."""
-    from mmkd.data import make_det_batch
+    from mmkd_lab.data import make_det_batch
 
     def make(model, num_images=2, size=(128, 128), seed=0, training=True):
         data = make_det_batch(num_images, size, seed)

@@ -161,6 +161,29 @@ def test_refusal_message_names_file_and_fix(payload_ckpt):
     assert path in msg and 'weights_only=True' in msg and 'state_dict' in msg
 
 
+def test_one_checkpoint_error_hierarchy(payload_ckpt, capsys):
+    """A refused payload is a CheckpointError (one base for every checkpoint
+    error) and still the UnpicklingError torch raises; read_checkpoint adds
+    the config key; the tools print it as one user error."""
+    from mmkd.apis import run_tool
+    from mmkd.checkpoint import UnsafeCheckpointError
+    path, marker = payload_ckpt
+    assert compat.UnsafeCheckpointError is UnsafeCheckpointError
+    for caught in (CheckpointError, pickle.UnpicklingError, RuntimeError):
+        with pytest.raises(caught) as info:
+            CheckpointLoader.load_checkpoint(path)
+        assert isinstance(info.value, UnsafeCheckpointError)
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r'^model\.teacher_ckpt: refused to load '
+                       r"checkpoint '.*evil\.pth'"):
+        read_checkpoint(path, 'model.teacher_ckpt')
+    with pytest.raises(SystemExit) as info:
+        run_tool(lambda argv: read_checkpoint(path, 'model.teacher_ckpt'))
+    assert info.value.code == 2
+    assert 'mmkd error: model.teacher_ckpt: refused' in capsys.readouterr().err
+    assert not marker.exists()
+
+
 def test_teacher_payload_refused_and_mismatch_named(payload_ckpt, tmp_path):
     from mmkd.checkpoint import load_state_strict
     path, marker = payload_ckpt

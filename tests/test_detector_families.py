@@ -14,7 +14,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
 from mmengine.registry import HOOKS, MODELS, DefaultScope
 
-from mmkd.data import make_det_batch
+from mmkd_lab.data import make_det_batch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -100,7 +100,7 @@ def test_rtmdet_distillation_stops_with_the_pipeline_switch(
     ('gfl_r101_r50', (0, 1, 2, 3, 4), (256, 256))])
 def test_benchmark_settings_read_the_pair_from_the_configs(setting, levels,
                                                            channels):
-    from mmkd.experiments.benchmark import (
+    from mmkd_lab.benchmark import (
         build_method,
         setting_levels,
         setting_models,

@@ -13,10 +13,10 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODELS, DefaultScope
 from torch import nn
 
-from mmkd.data import make_det_batch
 from mmkd.engine import check_distiller_shapes
 from mmkd.models import DetrDecoderQueriesRecorder, DetrEncoderLevelsRecorder
 from mmkd.models.algorithms.dino_teacher_distill import group_attention_mask
+from mmkd_lab.data import make_det_batch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(ROOT, 'configs', 'demo', 'dino')
@@ -455,6 +455,43 @@ def test_permuting_the_students_own_queries_leaves_the_loss(dino):
     for key in distill:
         torch.testing.assert_close(after[key], before[key], rtol=1e-5,
                                    atol=1e-6)
+
+
+def _tensors(record) -> list:
+    if torch.is_tensor(record):
+        return [record]
+    if isinstance(record, dict):
+        record = list(record.values())
+    if isinstance(record, (list, tuple)):
+        return [t for r in record for t in _tensors(r)]
+    return []
+
+
+def test_teacher_forward_is_the_teacher_pass_of_the_loss(dino):
+    """``teacher_forward`` (public: what the benchmark times as the floor's
+    teacher) records the teacher's maps without gradients and returns its
+    decoder's queries, detached; the loss runs exactly it."""
+    algo = dino()
+    inputs, samples = _batch(algo)
+    t_dec = _Calls(algo.teacher.decoder)
+    points = algo.teacher_forward(inputs, samples)
+    assert len(t_dec.calls) == 1
+    assert torch.equal(points['query'], t_dec.calls[0][0]['query'])
+    assert not points['query'].requires_grad
+    recorded = [_tensors(r.data_buffer) for r in
+                algo.distiller.teacher_recorders.recorders.values()]
+    assert recorded and all(recorded)
+    assert not any(t.requires_grad for ts in recorded for t in ts)
+    passes = []
+
+    def counted(*args):
+        passes.append(algo.__class__.teacher_forward(algo, *args))
+        return passes[-1]
+    algo.teacher_forward = counted
+    _loss(algo)
+    assert len(passes) == 1 and len(t_dec.calls) == 2
+    # The same (eval-mode) teacher on the same batch: the same points.
+    torch.testing.assert_close(passes[0]['query'], points['query'])
 
 
 # --- how far each model runs; gradients --------------------------------------

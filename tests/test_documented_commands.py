@@ -220,10 +220,10 @@ def check_train_or_test(command, env, shared):
     # The built-in data: two iterations, evaluated with COCO mAP.
     assert command[1].endswith('train.py'), command
     data = str(shared / 'data')
-    proc = run([sys.executable, '-c', 'from mmkd.data import '
+    proc = run([sys.executable, '-c', 'from mmkd_lab.data import '
                 f'ensure_dataset; ensure_dataset({data!r})'], env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from mmkd.experiments.demo import data_options
+    from mmkd_lab.demo import data_options
     work = str(shared / 'train' / osp.basename(command[2]))
     cheap = _cfg_options(_option(command, '--work-dir', [work]),
                          data_options(data) + SHORT_RUN)

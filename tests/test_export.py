@@ -10,9 +10,9 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmkd.checkpoint import CheckpointError, read_checkpoint
-from mmkd.data import CLASS_NAMES, make_det_batch, render_image
 from mmkd.engine.teacher_checkpoint import DropFrozenTeacherHook
 from mmkd.export import ExportError, export_student
+from mmkd_lab.data import CLASS_NAMES, make_det_batch, render_image
 
 STEPS = 3
 

@@ -63,7 +63,7 @@ def canonical(name):
 def test_the_steps_fit_ten_minutes_and_name_real_settings_configs(tmp_path):
     from mmengine.config import Config
 
-    from mmkd.experiments.benchmark import DETR_METHODS, SETTINGS
+    from mmkd_lab.benchmark import DETR_METHODS, SETTINGS
     steps = gpu_check.plan(str(tmp_path))
     assert [s.name for s in steps] == list(gpu_check.BUDGETS)
     assert sum(s.budget_s for s in steps) <= 570  # + the report: < 10 min
@@ -134,7 +134,7 @@ def test_steps_run_in_order_past_a_failure_and_a_time_out(tmp_path):
 
 
 def test_figures_are_read_from_the_tools_own_output():
-    from mmkd.experiments.benchmark import format_table, summarise
+    from mmkd_lab.benchmark import format_table, summarise
     times = {'student': [0.10, 0.12], 'teacher_fwd': [0.05, 0.05],
              'vkd': [0.16, 0.17]}
     table = format_table(summarise(

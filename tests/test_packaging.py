@@ -106,7 +106,7 @@ def test_mmkd_command_lists_and_runs_tools(wheel_env):
 def tiny_data(wheel_env):
     python, _, work = wheel_env
     root = osp.join(work, 'data', 'tiny')
-    proc = run([python, '-c', 'from mmkd.data import ensure_dataset; '
+    proc = run([python, '-c', 'from mmkd_lab.data import ensure_dataset; '
                 f'ensure_dataset({root!r}, num_train=8, num_val=4, seed=5)'],
                cwd=work)
     assert proc.returncode == 0, proc.stderr[-2000:]

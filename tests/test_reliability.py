@@ -3,12 +3,12 @@ import pytest
 import torch
 
 from mmkd.checkpoint import CheckpointError
-from mmkd.data import make_det_batch
 from mmkd.engine import (
     NonFiniteLossError,
     check_distiller_shapes,
     check_finite,
 )
+from mmkd_lab.data import make_det_batch
 
 
 # --- teacher checkpoint ------------------------------------------------------
@@ -143,8 +143,8 @@ def test_non_finite_loss_names_iteration_and_term():
 def test_nan_run_stops_with_iteration_and_keeps_finite_checkpoints(
         tmp_path, repo, train_tool):
     from mmkd.checkpoint import read_checkpoint
-    from mmkd.data import ensure_dataset
-    from mmkd.experiments.demo import data_options, final_checkpoint
+    from mmkd_lab.data import ensure_dataset
+    from mmkd_lab.demo import data_options, final_checkpoint
     data = ensure_dataset(str(tmp_path / 'data'), num_train=16, num_val=4)
     work_dir = str(tmp_path / 'wd')
     proc = train_tool(

@@ -13,7 +13,7 @@ backbone/neck forward), all methods interleaved in one process.
 """
 import argparse
 
-from mmkd.experiments.benchmark import (
+from mmkd_lab.benchmark import (
     DETR_METHODS,
     METHODS,
     format_maps,

@@ -13,7 +13,7 @@ DINO student alone, VkD tokens, VkD tokens + queries, PKD).
 import argparse
 import os.path as osp
 
-from mmkd.experiments.demo import (
+from mmkd_lab.demo import (
     DEMO_METHODS,
     DEMO_PAIRS,
     collect_comparison,
@@ -23,7 +23,7 @@ from mmkd.experiments.demo import (
     project_path,
     run_comparison,
 )
-from mmkd.experiments.figures import plot_map
+from mmkd_lab.figures import plot_map
 
 
 def main(argv=None):

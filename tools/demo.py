@@ -5,7 +5,12 @@ print the table (also written to WORK_DIR/results.md) and write PNG
 figures: mAP per run, loss curves, and features/detections side by side."""
 import argparse
 
-from mmkd.experiments.demo import make_demo_figures, run_demo, write_report
+from mmkd_lab.demo import (
+    DEMO_PAIRS,
+    make_demo_figures,
+    run_demo,
+    write_report,
+)
 
 
 def main(argv=None):
@@ -14,7 +19,9 @@ def main(argv=None):
     parser.add_argument('--data-root', default='data/mmkd_shapes')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--methods', nargs='+', default=['student', 'vkd'],
-                        choices=['student', 'vkd', 'srd'])
+                        choices=list(DEMO_PAIRS['retinanet']['methods']),
+                        help="default: student vkd; any of the RetinaNet "
+                        "pair's methods (configs/demo/*_shapes.py)")
     parser.add_argument('--retrain-teacher', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', default=[],
                         help='KEY=VALUE overrides passed to every run')

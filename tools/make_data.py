@@ -4,8 +4,8 @@
 """
 import argparse
 
-from mmkd.data import ensure_dataset
-from mmkd.data.synthetic import DEFAULT_SPLITS
+from mmkd_lab.data import ensure_dataset
+from mmkd_lab.data.synthetic import DEFAULT_SPLITS
 
 
 def main(argv=None):

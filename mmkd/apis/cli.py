@@ -32,12 +32,11 @@ def run_tool(main, argv=None) -> None:
     exits with status 2 instead of a traceback (MMKD_TRACEBACK=1 shows it)."""
     import sys
 
-    from ..checkpoint import CheckpointError
-    from ..compat import UnsafeCheckpointError
+    from ..checkpoint import CheckpointError  # UnsafeCheckpointError too
     from ..engine import NonFiniteLossError
     from ..preflight import PreflightError
-    user_errors = (PreflightError, CheckpointError, UnsafeCheckpointError,
-                   NonFiniteLossError, FileNotFoundError)
+    user_errors = (PreflightError, CheckpointError, NonFiniteLossError,
+                   FileNotFoundError)
     try:
         main(argv)
     except user_errors as exc:

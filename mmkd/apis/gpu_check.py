@@ -494,7 +494,7 @@ def prepare(work_dir: str) -> None:
     from mmengine.registry import MODELS, DefaultScope
 
     import mmkd  # noqa: F401  (mmkd:: config names, registries)
-    from mmkd.data import ensure_dataset
+    from mmkd_lab.data import ensure_dataset
     ensure_dataset(osp.join(work_dir, 'data'), **DATA_SPLITS)
     for name, config in DEMO_TEACHERS.items():
         torch.manual_seed(0)

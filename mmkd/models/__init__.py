@@ -2,7 +2,6 @@
 ``mmrazor.registry.MODELS`` / ``TASK_UTILS`` by name)."""
 from .algorithms import (
     DinoTeacherDistill,
-    ReducedPrecisionTeacherDistill,
     StrictFpnTeacherDistill,
     StrictSingleTeacherDistill,
 )
@@ -12,7 +11,6 @@ from .losses import OrthoDistillLoss
 from .recorders import DetrDecoderQueriesRecorder, DetrEncoderLevelsRecorder
 
 __all__ = ['CheckedDistiller', 'DistillerConfigError', 'DinoTeacherDistill',
-           'ReducedPrecisionTeacherDistill', 'StrictFpnTeacherDistill',
-           'StrictSingleTeacherDistill',
+           'StrictFpnTeacherDistill', 'StrictSingleTeacherDistill',
            'ProjectorConnector', 'OrthoDistillLoss',
            'DetrDecoderQueriesRecorder', 'DetrEncoderLevelsRecorder']

@@ -20,7 +20,7 @@ from mmengine.config import Config
 
 from mmkd.apis.train import setup_cpu_distributed
 from mmkd.checkpoint import mismatch_report, read_checkpoint
-from mmkd.data import ensure_dataset
+from mmkd_lab.data import ensure_dataset
 
 pytestmark = pytest.mark.slow
 

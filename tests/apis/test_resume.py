@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mmkd.checkpoint import read_checkpoint
-from mmkd.data import ensure_dataset
-from mmkd.experiments.demo import data_options
+from mmkd_lab.data import ensure_dataset
+from mmkd_lab.demo import data_options
 
 
 @pytest.fixture(scope='module')

@@ -7,8 +7,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, OPTIM_WRAPPERS, DefaultScope
 
-from mmkd.data import make_det_batch
 from mmkd.engine import AutocastOptimWrapper
+from mmkd_lab.data import make_det_batch
 
 
 def test_bf16_train_steps_are_finite_with_float32_distill_loss(repo):

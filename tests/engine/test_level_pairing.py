@@ -6,10 +6,10 @@ distiller asks for it (``resize_across_strides=True``)."""
 import pytest
 import torch
 
-from mmkd.data import make_det_batch
 from mmkd.distill import fpn_distiller_cfg
 from mmkd.engine import check_distiller_shapes
 from mmkd.engine.guards import differ_by_stride
+from mmkd_lab.data import make_det_batch
 
 PKD = dict(type='PKDLoss', loss_weight=1.0)
 CWD = dict(type='ChannelWiseDivergence', tau=1.0, loss_weight=1.0)

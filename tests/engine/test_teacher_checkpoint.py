@@ -13,11 +13,11 @@ from mmengine.runner import Runner
 
 from mmkd.apis.train import evaluation_teacher_hook
 from mmkd.checkpoint import CheckpointError, mismatch_report, read_checkpoint
-from mmkd.data import make_det_batch
 from mmkd.engine.teacher_checkpoint import (
     DropFrozenTeacherHook,
     frozen_teacher,
 )
+from mmkd_lab.data import make_det_batch
 
 
 def r50_r18_distill_cfg(mmdet_model_cfg):

@@ -10,8 +10,8 @@ import socket
 import pytest
 import torch
 
-from mmkd.data import make_det_batch
 from mmkd.models import OrthoDistillLoss, ProjectorConnector
+from mmkd_lab.data import make_det_batch
 
 pytestmark = pytest.mark.cuda
 CUDA = torch.device('cuda')

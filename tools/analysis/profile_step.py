@@ -11,7 +11,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from mmkd.experiments import benchmark as B
+from mmkd_lab import benchmark as B
 
 
 def main(argv=None):

@@ -9,7 +9,7 @@ interleaved benchmark run (RetinaNet R50 -> R18):
 """
 import argparse
 
-from mmkd.experiments import benchmark as B
+from mmkd_lab import benchmark as B
 
 METHODS = ('student', 'teacher_fwd', 'vkd', 'vkd_linear', 'vkd_mexp', 'srd',
            'pkd')

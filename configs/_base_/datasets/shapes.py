@@ -1,4 +1,4 @@
-# mmkd's built-in detection data (mmkd/data/synthetic.py), read exactly like
+# mmkd's built-in detection data (mmkd_lab/data/synthetic.py), read exactly like
 # COCO: CocoDataset + CocoMetric. Generated on first use by tools/demo.py or
 # `python tools/make_data.py`.
 dataset_type = 'CocoDataset'

@@ -279,6 +279,32 @@ class DinoTeacherDistill(StrictSingleTeacherDistill):
         teacher.forward_decoder(**dec_in)
         return points
 
+    def teacher_forward(self, batch_inputs: torch.Tensor, data_samples
+                        ) -> Optional[Dict[str, torch.Tensor]]:
+        """The teacher's part of a training step, as :meth:`loss` runs it:
+        no gradients, into the distiller's teacher recorders (and
+        deliveries), only as deep as the recorders need (backbone + neck,
+        + encoder, + two-stage selection and decoder).
+
+        Args:
+            batch_inputs (Tensor): the preprocessed images, (B, 3, H, W).
+            data_samples (list[DetDataSample]): their samples (image
+                shapes; ground truth is not read).
+
+        Returns:
+            dict or None: the distillation points when the teacher's decoder
+            runs: ``query`` (B, K, C), the teacher's decoder's content
+            queries, and ``reference_points`` (B, K, 4, sigmoid space), both
+            detached; None otherwise.
+        """
+        self.distiller.set_deliveries_override(False)
+        try:
+            with self.distiller.teacher_recorders, \
+                    self.distiller.deliveries, torch.no_grad():
+                return self._run_teacher(batch_inputs, data_samples)
+        finally:
+            self.distiller.set_deliveries_override(True)
+
     def _probe_queries(self, points: Dict[str, torch.Tensor]):
         """(content queries, reference points) the student's decoder gets
         for the distillation points."""
@@ -327,11 +353,7 @@ class DinoTeacherDistill(StrictSingleTeacherDistill):
                 losses.update(add_prefix(self.student(
                     batch_inputs, data_samples, mode='loss'), 'student'))
             return losses
-        self.distiller.set_deliveries_override(False)
-        with self.distiller.teacher_recorders, self.distiller.deliveries, \
-                torch.no_grad():
-            points = self._run_teacher(batch_inputs, data_samples)
-        self.distiller.set_deliveries_override(True)
+        points = self.teacher_forward(batch_inputs, data_samples)
         grad = torch.enable_grad() if self.student_trainable else \
             torch.no_grad()
         with self.distiller.student_recorders, self.distiller.deliveries, \

@@ -16,44 +16,80 @@ import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
-from ..compat import package_dir
-from ..data import ensure_dataset
+from mmkd.config_files import package_dir
+
+from .data import ensure_dataset
 
 MIM = osp.join(package_dir(), '.mim')
 DEMO_CONFIGS = osp.join(MIM, 'configs', 'demo')
 TRAIN_TOOL = osp.join(MIM, 'tools', 'train.py')
-DEMO_METHODS = dict(student='retinanet_student_shapes.py',
-                    vkd='vkd_retinanet_shapes.py',
-                    srd='srd_retinanet_shapes.py',
-                    pkd='pkd_retinanet_shapes.py',
-                    cwd='cwd_retinanet_shapes.py',
-                    mgd='mgd_retinanet_shapes.py',
-                    # docs/beyond_retinanet.md: a narrower student (32-ch
-                    # FPN) and a PVTv2-b0 student, each against the demo
-                    # teacher. The *_student runs are students alone (no
-                    # teacher_ckpt: see that page for how they were run).
-                    narrow_student='narrow/narrow_student_shapes.py',
-                    narrow_ortho='narrow/narrow_ortho_shapes.py',
-                    narrow_linear='narrow/narrow_linear_shapes.py',
-                    hetero_student='hetero/hetero_student_shapes.py',
-                    hetero_ortho='hetero/hetero_ortho_shapes.py',
-                    hetero_linear='hetero/hetero_linear_shapes.py',
-                    hetero_none='hetero/hetero_none_shapes.py',
-                    # docs/detr.md: the DINO pair (its own teacher).
-                    dino_student='dino/dino_student_shapes.py',
-                    dino_vkd='dino/vkd_dino_shapes.py',
-                    dino_vkd_tokens='dino/vkd-tokens_dino_shapes.py',
-                    dino_pkd='dino/pkd_dino_shapes.py')
+# The demo pairs' default work dirs (where ``teacher/teacher.pth`` is kept).
+PAIR_WORK_DIRS = dict(retinanet='work_dirs/demo', dino='work_dirs/dino_demo')
+
+
+def demo_runs(config_dir: str = DEMO_CONFIGS) -> Dict[str, Dict[str, str]]:
+    """Every run config under ``configs/demo`` (``*_shapes.py`` outside
+    ``_base_``), by folder (``''``: the top one), as ``{name: path relative
+    to configs/demo}``, teachers included under ``teacher``.
+
+    A run's name is its file name without ``_shapes.py``, without the
+    folder's detector word (the first word of the folder's
+    ``*_teacher_shapes.py``, else the folder's name), ``-`` as ``_``, and
+    prefixed with the folder's name: ``vkd_retinanet_shapes.py`` is
+    ``vkd``, ``dino/vkd-tokens_dino_shapes.py`` is ``dino_vkd_tokens``,
+    ``narrow/narrow_ortho_shapes.py`` is ``narrow_ortho``."""
+    by_folder: Dict[str, List[str]] = {}
+    for path in sorted(glob.glob(osp.join(config_dir, '**', '*_shapes.py'),
+                                 recursive=True)):
+        rel, file = osp.split(osp.relpath(path, config_dir))
+        if '_base_' not in rel.split(os.sep):
+            by_folder.setdefault(rel, []).append(file[:-len('_shapes.py')])
+    found: Dict[str, Dict[str, str]] = {}
+    for rel, runs in sorted(by_folder.items()):
+        teachers = [r for r in runs if r.endswith('_teacher')]
+        word = teachers[0].split('_')[0] if teachers else rel
+        for run in runs:
+            words = [w for w in run.split('_') if w != word]
+            name = '_'.join([rel] * bool(rel) + words).replace('-', '_')
+            found.setdefault(rel, {})[name] = osp.join(rel,
+                                                       run + '_shapes.py')
+    return found
+
+
+def _methods(runs: Dict[str, Dict[str, str]]) -> Dict[str, str]:
+    """Every run but the teachers, a pair's student alone first."""
+    out: Dict[str, str] = {}
+    for folder in runs.values():
+        names = [n for n in folder if not n.endswith('teacher')]
+        for name in sorted(names, key=lambda n: not n.endswith('student')):
+            out[name] = folder[name]
+    return out
+
+
+def _pairs(runs: Dict[str, Dict[str, str]]) -> Dict[str, dict]:
+    """Each folder with a teacher config: its teacher, its work dir and its
+    methods (compared by default)."""
+    pairs = {}
+    for folder, named in runs.items():
+        teacher = [n for n in named if n.endswith('teacher')]
+        if not teacher:
+            continue
+        pair = folder or named[teacher[0]].split('_')[0]
+        pairs[pair] = dict(
+            teacher=named[teacher[0]],
+            work_dir=PAIR_WORK_DIRS.get(pair, f'work_dirs/{pair}_demo'),
+            methods=tuple(n for n in _methods({folder: named})))
+    return pairs
+
+
+# Method name -> config (relative to configs/demo): every demo run but the
+# teachers. docs/beyond_retinanet.md: a narrower student (32-ch FPN) and a
+# PVTv2-b0 student (narrow_*, hetero_*) against the retinanet teacher;
+# docs/detr.md: the DINO pair (dino_*, its own teacher).
+DEMO_METHODS: Dict[str, str] = _methods(demo_runs())
 # Each demo pair's teacher config and the folder its teacher is kept in
 # (``teacher/teacher.pth`` there), and the methods compared by default.
-DEMO_PAIRS = dict(
-    retinanet=dict(teacher='retinanet_teacher_shapes.py',
-                   work_dir='work_dirs/demo',
-                   methods=('student', 'vkd', 'srd', 'pkd', 'cwd', 'mgd')),
-    dino=dict(teacher='dino/dino_teacher_shapes.py',
-              work_dir='work_dirs/dino_demo',
-              methods=('dino_student', 'dino_vkd_tokens', 'dino_vkd',
-                       'dino_pkd')))
+DEMO_PAIRS: Dict[str, dict] = _pairs(demo_runs())
 
 
 def scalars_file(work_dir: str) -> str:
@@ -193,7 +229,7 @@ def plan_comparison(work_dir: str, data_root: str, methods, seeds,
 
     from mmengine.config import DictAction
 
-    from ..apis import load_config
+    from mmkd.apis import load_config
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     data_opts = data_options(data_root) + list(cfg_options or [])
@@ -338,7 +374,8 @@ def make_demo_figures(results: Dict[str, dict], work_dir: str,
     panels = {}
     for name in results:
         if name == 'teacher':
-            config = osp.join(DEMO_CONFIGS, 'retinanet_teacher_shapes.py')
+            config = osp.join(DEMO_CONFIGS,
+                              DEMO_PAIRS['retinanet']['teacher'])
             ckpt = osp.join(work_dir, 'teacher', 'teacher.pth')
         else:
             config = osp.join(DEMO_CONFIGS, DEMO_METHODS[name])

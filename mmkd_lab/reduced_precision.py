@@ -1,17 +1,24 @@
+"""The benchmark's ``*_bf16`` variants: MMRazor's ``FpnTeacherDistill``
+with the frozen teacher in reduced precision.
+
+An instrument of the benchmark, not a library module: no config uses it and
+it is not registered (``mmkd_lab.benchmark`` builds it by its class). On the
+2-core CPU where it was measured a bf16 teacher was slower than float32
+(docs/benchmarks.md); its speed on a GPU has not been measured. A config
+that wants it would need it in ``mmkd.models`` and registered again.
+"""
 from typing import List, Optional
 
 import torch
 from mmengine.structures import BaseDataElement
 from mmrazor.models.utils import add_prefix
-from mmrazor.registry import MODELS
 
-from .strict_teacher import StrictFpnTeacherDistill
+from mmkd.models import StrictFpnTeacherDistill
 
 TEACHER_DTYPES = {'float32': None, 'bfloat16': torch.bfloat16,
                   'float16': torch.float16}
 
 
-@MODELS.register_module()
 class ReducedPrecisionTeacherDistill(StrictFpnTeacherDistill):
     """MMRazor's ``FpnTeacherDistill`` (the teacher runs backbone + neck
     only) with the frozen teacher optionally in reduced precision.
@@ -22,10 +29,8 @@ class ReducedPrecisionTeacherDistill(StrictFpnTeacherDistill):
     sees them. The student, its loss and the distillation losses are
     untouched. Everything else is ``FpnTeacherDistill``'s.
 
-    Experimental: no config uses it. On the 2-core CPU where it was measured
-    a bf16 teacher was slower than float32 (docs/benchmarks.md); its speed
-    on a GPU has not been measured. ``tools/benchmark.py`` uses it for the
-    ``*_bf16`` variants.
+    ``tools/benchmark.py`` builds it for every distillation method (float32
+    by default) and for the ``*_bf16`` variants.
 
     Args:
         teacher_dtype (str): ``'float32'`` (default, same as
@@ -53,8 +58,9 @@ class ReducedPrecisionTeacherDistill(StrictFpnTeacherDistill):
         if dtype is not None:
             recorders = self.distiller.teacher_recorders.recorders
             for recorder in recorders.values():
-                recorder._data_buffer = [_to_float(r)
-                                         for r in recorder.data_buffer]
+                # In place: ``data_buffer`` is the recorder's own list.
+                buffer = recorder.data_buffer
+                buffer[:] = [_to_float(r) for r in buffer]
 
     def loss(self, batch_inputs: torch.Tensor,
              data_samples: Optional[List[BaseDataElement]] = None) -> dict:

@@ -17,6 +17,8 @@ of each method per round, the order rotated by one each round), after
 warm-up; medians are reported.
 """
 import copy
+import os
+import os.path as osp
 import statistics
 import time
 from functools import lru_cache
@@ -26,12 +28,25 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS, DefaultScope
 
-from ..data import make_det_batch
-from ..distill import fpn_distiller_cfg
+from mmkd.config_files import package_dir
+from mmkd.distill import fpn_distiller_cfg
+from mmkd.models import DinoTeacherDistill
 
-# The recipes the configs use, from the configs' recipe bases (stated once,
-# in configs/_base_/recipes/); FBKD has no config in mmkd and is written here.
-CONFIG_RECIPES = ('vkd', 'srd', 'pkd', 'cwd', 'mgd')
+from .data import make_det_batch
+from .reduced_precision import ReducedPrecisionTeacherDistill
+
+RECIPE_DIR = osp.join(package_dir(), '.mim', 'configs', '_base_', 'recipes')
+
+
+def config_recipes() -> Tuple[str, ...]:
+    """The recipes the configs use: one base per recipe in
+    ``configs/_base_/recipes/`` (stated once there), in file-name order."""
+    return tuple(sorted(name[:-3] for name in os.listdir(RECIPE_DIR)
+                        if name.endswith('.py') and not name.startswith('_')))
+
+
+# FBKD has no config in mmkd and is written here.
+CONFIG_RECIPES = config_recipes()
 
 
 def config_recipe(method: str) -> dict:
@@ -76,9 +91,6 @@ SETTINGS = {
 # needs), VkD with tokens + queries (the config's distiller: the teacher's
 # queries as a query group of the student's decoder call), VkD tokens only,
 # and variants of the query terms (DETR_VARIANTS).
-DETR_METHODS = ('student', 'teacher_fwd', 'teacher_fwd_tokens', 'vkd',
-                'vkd_tokens', 'vkd_second_pass', 'vkd_old',
-                'vkd_quarter_points')
 # DinoTeacherDistill arguments (and query-term options) of each variant:
 # - vkd_second_pass: the same distillation points in a second call of the
 #   student's decoder instead of a group of its own call;
@@ -92,6 +104,8 @@ DETR_VARIANTS = {
                     pool=False),
     'vkd_quarter_points': dict(num_points='quarter'),
 }
+DETR_METHODS = ('student', 'teacher_fwd', 'teacher_fwd_tokens', 'vkd',
+                'vkd_tokens') + tuple(DETR_VARIANTS)
 
 
 def is_detr(setting: str) -> bool:
@@ -99,16 +113,28 @@ def is_detr(setting: str) -> bool:
 
 
 @lru_cache(maxsize=None)
-def _setting_model(setting: str) -> ConfigDict:
-    """The distiller config of a setting, parsed once, without downloads
-    (no ImageNet init). Callers get copies."""
+def _setting_config(setting: str) -> Config:
+    """A setting's config, parsed once, without downloads (no ImageNet
+    init). Callers get copies."""
     if setting not in SETTINGS:
         raise ValueError(f'benchmark setting {setting!r}: choose one of '
                          f'{sorted(SETTINGS)}')
-    model = Config.fromfile(SETTINGS[setting]).model
-    for detector in (model.architecture, model.teacher):
-        detector.backbone.init_cfg = None
-    return model
+    cfg = Config.fromfile(SETTINGS[setting])
+    for detector in (cfg.model.architecture, cfg.model.teacher):
+        if 'backbone' in detector:
+            detector.backbone.init_cfg = None
+    return cfg
+
+
+def _setting_model(setting: str) -> ConfigDict:
+    """The distiller config of a setting (not to be changed: copy it)."""
+    return _setting_config(setting).model
+
+
+def setting_clip_grad(setting: str) -> Optional[float]:
+    """``max_norm`` of the setting config's gradient clipping, or None."""
+    clip = _setting_config(setting).optim_wrapper.get('clip_grad')
+    return clip['max_norm'] if clip else None
 
 
 def setting_levels(setting: str) -> Tuple[int, ...]:
@@ -140,9 +166,8 @@ def build_detr_method(method: str, setting: str):
             model.update(variant)
             built = MODELS.build(model)
     # DINO's own initialisation (without it a random DINO can give NaN
-    # matching costs), and DINO's gradient clipping in the step.
+    # matching costs); its gradient clipping is the step's (make_step).
     built.init_weights()
-    built._mmkd_clip_grad = 0.1
     return built
 
 
@@ -158,9 +183,10 @@ def build_method(method: str, student: dict, teacher: dict, c_s: int,
                  c_t: int, teacher_dtype: str = 'float32',
                  fbkd_levels: Optional[Sequence[int]] = None,
                  levels: Sequence[int] = (0, 1, 2, 3, 4)):
-    """The model a method times. A ``_bf16`` suffix runs the teacher in
-    bfloat16 (``ReducedPrecisionTeacherDistill``), e.g.
-    ``teacher_fwd_bf16``."""
+    """The model a method times. A distillation method is a
+    ``ReducedPrecisionTeacherDistill`` (an ``FpnTeacherDistill``; float32
+    unless ``teacher_dtype`` says otherwise). A ``_bf16`` suffix runs the
+    teacher in bfloat16, e.g. ``teacher_fwd_bf16``."""
     if method.endswith('_bf16'):
         method, teacher_dtype = method[:-len('_bf16')], 'bfloat16'
     from mmengine.model import revert_sync_batchnorm
@@ -186,13 +212,15 @@ def build_method(method: str, student: dict, teacher: dict, c_s: int,
         # and only those at least 16x16 (``fbkd_levels``).
         if method == 'fbkd':
             levels = fbkd_levels or (0, 1, 2)
-        return revert_sync_batchnorm(MODELS.build(dict(
-            _scope_='mmrazor', type='ReducedPrecisionTeacherDistill',
+    # Not registered (no config uses it): built by its class, in MMRazor's
+    # scope as a config's distiller is.
+    with DefaultScope.overwrite_default_scope('mmrazor'):
+        return revert_sync_batchnorm(ReducedPrecisionTeacherDistill(
             teacher_dtype=teacher_dtype,
             architecture=copy.deepcopy(student),
             teacher=copy.deepcopy(teacher),
             distiller=fpn_distiller_cfg(levels=levels, student_channels=c_s,
-                                        teacher_channels=c_t, **recipe))))
+                                        teacher_channels=c_t, **recipe)))
 
 
 def _fbkd_levels(student, inputs: torch.Tensor) -> List[int]:
@@ -203,16 +231,18 @@ def _fbkd_levels(student, inputs: torch.Tensor) -> List[int]:
     return [i for i, f in enumerate(feats[:3]) if min(f.shape[-2:]) >= 16]
 
 
-def make_step(method: str, model, data: dict) -> Callable[[], None]:
-    """One training step (forward, backward, SGD step) or, for the teacher,
-    one no-grad backbone+neck forward, on an already preprocessed batch
-    (a DINO distiller's teacher: as far as its terms need)."""
-    if method.startswith('teacher_fwd') and hasattr(model, '_run_teacher'):
+def make_step(method: str, model, data: dict,
+              clip_grad: Optional[float] = None) -> Callable[[], None]:
+    """One training step (forward, backward, gradient clipping to
+    ``clip_grad`` if given, SGD step) or, for the teacher, one no-grad
+    backbone+neck forward, on an already preprocessed batch (a DINO
+    distiller's teacher: ``teacher_forward``, as far as its terms need)."""
+    if method.startswith('teacher_fwd') and isinstance(model,
+                                                       DinoTeacherDistill):
         model.train()  # its teacher stays in eval mode
 
         def detr_forward():
-            with torch.no_grad(), model.distiller.teacher_recorders:
-                model._run_teacher(data['inputs'], data['data_samples'])
+            model.teacher_forward(data['inputs'], data['data_samples'])
         return detr_forward
     if method.startswith('teacher_fwd'):
         dtype = torch.bfloat16 if method.endswith('_bf16') else None
@@ -227,27 +257,28 @@ def make_step(method: str, model, data: dict) -> Callable[[], None]:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9)
 
-    clip = getattr(model, '_mmkd_clip_grad', None)
-
     def step():
         losses = model(data['inputs'], data['data_samples'], mode='loss')
         loss, _ = model.parse_losses(losses)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(params, clip)
+        if clip_grad:
+            torch.nn.utils.clip_grad_norm_(params, clip_grad)
         opt.step()
     return step
 
 
 def distill_share(model) -> float:
     """Seconds for connectors + losses, forward and backward, on the features
-    recorded by the last step (the student's made leaves with grad)."""
+    recorded by the last step (the student's made leaves with grad).
+
+    MMRazor's recorders have no setter: the records are swapped in place in
+    the list that their public ``data_buffer`` returns, and put back."""
     distiller = model.distiller
     saved = {}
     for name, rec in distiller.student_recorders.recorders.items():
-        saved[name] = rec._data_buffer
-        rec._data_buffer = [_leaf(r) for r in rec._data_buffer]
+        saved[name] = list(rec.data_buffer)
+        rec.data_buffer[:] = [_leaf(r) for r in saved[name]]
     try:
         start = time.perf_counter()
         losses = distiller.compute_distill_losses()
@@ -255,7 +286,7 @@ def distill_share(model) -> float:
         return time.perf_counter() - start
     finally:
         for name, rec in distiller.student_recorders.recorders.items():
-            rec._data_buffer = saved[name]
+            rec.data_buffer[:] = saved[name]
 
 
 def _leaf(record):
@@ -285,12 +316,14 @@ def run_benchmark(setting: str = 'demo', size: Tuple[int, int] = (128, 128),
     steps, models = {}, {}
     if is_detr(setting):
         methods = [m for m in methods or DETR_METHODS if m in DETR_METHODS]
+        # DINO's gradient clipping (its config's) in every DETR step.
+        clip_grad = setting_clip_grad(setting)
         for method in ('student', 'teacher_fwd') + tuple(
                 m for m in methods if m not in ('student', 'teacher_fwd')):
             model = build_detr_method(method, setting).to(device)
             data = model.data_preprocessor(copy.deepcopy(raw), True)
             models[method] = model
-            steps[method] = make_step(method, model, data)
+            steps[method] = make_step(method, model, data, clip_grad)
         return _time_steps(steps, models, warmup, repeats, device, detr=True)
     methods = list(methods or METHODS)
     unknown = [m for m in methods if not is_fpn_method(m)]
@@ -390,8 +423,8 @@ def time_orthogonal_maps(c_s: int, c_t: int, warmup: int = 3,
     """Median seconds to evaluate one orthogonal ``W`` (``c_t x c_s``) and
     back-propagate through it, per map, interleaved: the part of a VkD
     projector that a plain linear projector does not pay."""
-    from ..models import ProjectorConnector
-    from ..models.connectors.projector_connector import ORTHOGONAL_MAPS
+    from mmkd.models import ProjectorConnector
+    from mmkd.models.connectors.projector_connector import ORTHOGONAL_MAPS
     device = torch.device(device or ('cuda' if torch.cuda.is_available()
                                      else 'cpu'))
     torch.manual_seed(0)

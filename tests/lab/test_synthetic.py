@@ -4,8 +4,8 @@ import os.path as osp
 
 import numpy as np
 
-from mmkd.data import ensure_dataset, make_det_batch, render_image
-from mmkd.data.synthetic import CLASSES
+from mmkd_lab.data import ensure_dataset, make_det_batch, render_image
+from mmkd_lab.data.synthetic import CLASSES
 
 
 def _digest(path):

@@ -1,5 +1,6 @@
 """The demo/COCO code path end to end on tiny generated data, and the
 tables the demo and the comparison print."""
+import glob
 import json
 import os
 import os.path as osp
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
-from mmkd.data import ensure_dataset
-from mmkd.experiments.demo import (
+from mmkd_lab.data import ensure_dataset
+from mmkd_lab.demo import (
     comparison_table,
     data_options,
     last_scalars,
@@ -126,7 +127,7 @@ def test_preflight_checks_evaluator_annotations(tiny_data, tmp_path, repo):
 
 
 def test_collect_comparison_groups_finished_runs(tmp_path):
-    from mmkd.experiments.demo import collect_comparison
+    from mmkd_lab.demo import collect_comparison
     for method, seed, m in (('vkd', 1, 0.3), ('vkd', 0, 0.2),
                             ('student', 0, 0.1)):
         os.makedirs(tmp_path / f'{method}_seed{seed}')
@@ -137,3 +138,51 @@ def test_collect_comparison_groups_finished_runs(tmp_path):
     runs = collect_comparison(str(tmp_path), ('student', 'vkd', 'srd'))
     assert list(runs) == ['student', 'vkd']
     assert [r['seed'] for r in runs['vkd']] == [0, 1]
+
+
+def test_demo_runs_come_from_the_config_files(tmp_path):
+    """Names derived from a made-up configs/demo tree: the folder's detector
+    word (its teacher's first word, else the folder's name) drops out, a
+    subfolder prefixes, '-' becomes '_'; _base_ is not a run."""
+    from mmkd_lab.demo import _methods, _pairs, demo_runs
+    for path in ('ssd_teacher_shapes.py', 'ssd_student_shapes.py',
+                 'vkd_ssd_shapes.py', '_base_/x_shapes.py',
+                 'yolo/yolo_teacher_shapes.py', 'yolo/yolo_student_shapes.py',
+                 'yolo/vkd-tokens_yolo_shapes.py', 'thin/thin_ortho_shapes.py',
+                 'thin/thin_student_shapes.py', 'thin/models.py'):
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text('')
+    runs = demo_runs(str(tmp_path))
+    assert runs == {
+        '': {'student': 'ssd_student_shapes.py', 'teacher':
+             'ssd_teacher_shapes.py', 'vkd': 'vkd_ssd_shapes.py'},
+        'thin': {'thin_ortho': 'thin/thin_ortho_shapes.py',
+                 'thin_student': 'thin/thin_student_shapes.py'},
+        'yolo': {'yolo_student': 'yolo/yolo_student_shapes.py',
+                 'yolo_teacher': 'yolo/yolo_teacher_shapes.py',
+                 'yolo_vkd_tokens': 'yolo/vkd-tokens_yolo_shapes.py'}}
+    # Teachers are not methods; a pair's student alone comes first.
+    assert list(_methods(runs)) == ['student', 'vkd', 'thin_student',
+                                    'thin_ortho', 'yolo_student',
+                                    'yolo_vkd_tokens']
+    pairs = _pairs(runs)
+    assert list(pairs) == ['ssd', 'yolo']  # thin/ has no teacher: no pair
+    assert pairs['yolo']['teacher'] == 'yolo/yolo_teacher_shapes.py'
+    assert pairs['yolo']['methods'] == ('yolo_student', 'yolo_vkd_tokens')
+
+
+def test_every_demo_config_is_a_method_of_the_demo():
+    """The shipped configs/demo: each run config is a method (or a pair's
+    teacher) under the names the docs and tools use."""
+    from mmkd_lab.demo import DEMO_CONFIGS, DEMO_METHODS, DEMO_PAIRS
+    files = {osp.relpath(p, DEMO_CONFIGS) for p in glob.glob(
+        osp.join(DEMO_CONFIGS, '**', '*_shapes.py'), recursive=True)}
+    teachers = {p['teacher'] for p in DEMO_PAIRS.values()}
+    assert set(DEMO_METHODS.values()) | teachers == files
+    assert len(DEMO_METHODS) == len(files) - len(teachers)
+    assert {'student', 'vkd', 'srd', 'narrow_ortho', 'hetero_none',
+            'dino_vkd', 'dino_vkd_tokens'} <= set(DEMO_METHODS)
+    assert DEMO_METHODS['dino_vkd_tokens'] == 'dino/vkd-tokens_dino_shapes.py'
+    assert DEMO_PAIRS['retinanet']['teacher'] == 'retinanet_teacher_shapes.py'
+    assert DEMO_PAIRS['retinanet']['methods'][0] == 'student'
+    assert DEMO_PAIRS['dino']['work_dir'] == 'work_dirs/dino_demo'

@@ -9,9 +9,9 @@ import torch
 from mmengine.registry import DefaultScope
 from torch.nn.utils import parametrizations
 
-from mmkd.data import make_det_batch
-from mmkd.experiments import benchmark
-from mmkd.experiments.benchmark import (
+from mmkd.models.connectors.projector_connector import ORTHOGONAL_MAPS
+from mmkd_lab import benchmark
+from mmkd_lab.benchmark import (
     build_method,
     format_maps,
     run_benchmark,
@@ -19,7 +19,7 @@ from mmkd.experiments.benchmark import (
     summarise,
     time_orthogonal_maps,
 )
-from mmkd.models.connectors.projector_connector import ORTHOGONAL_MAPS
+from mmkd_lab.data import make_det_batch
 
 
 def test_ratios_are_computed_from_measurements():
@@ -218,7 +218,7 @@ def test_fbkd_uses_only_levels_its_pooling_can_take():
     # FBKD max-pools by 8, then sub-samples by 2: a level needs 16x16.
     # 128x128 input: P3 16x16, P4 8x8, P5 4x4 -> P3 only; 64x64: none, so
     # FBKD is left out rather than crashing the benchmark.
-    from mmkd.experiments.benchmark import _fbkd_levels
+    from mmkd_lab.benchmark import _fbkd_levels
     student, teacher, c_s, c_t = setting_models('demo')
     assert c_s == c_t  # equal channels in the demo pair: FBKD can run
     with DefaultScope.overwrite_default_scope('mmdet'):

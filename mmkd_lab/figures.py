@@ -106,8 +106,8 @@ def load_student(config: str, checkpoint: str):
     prefix (the export tool's helpers do exactly that split)."""
     from mmengine.config import Config
 
-    from ..checkpoint import read_checkpoint, state_dict_of
-    from ..export import build_student, split_state, student_model_cfg
+    from mmkd.checkpoint import read_checkpoint, state_dict_of
+    from mmkd.export import build_student, split_state, student_model_cfg
     cfg = Config.fromfile(config)
     state = state_dict_of(read_checkpoint(checkpoint, 'checkpoint'))
     if 'architecture' in cfg.model:
