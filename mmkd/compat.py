@@ -350,7 +350,7 @@ def patch_config_scope() -> str:
     from mmengine.config import utils as config_utils
     _require(config_utils, 'MODULE2PACKAGE')
     _require(config_module, 'get_installed_path', 'is_installed')
-    _require(hub_module, 'get_installed_path')
+    _require(hub_module, 'get_installed_path', 'install_package')
     _require(Config, '_get_cfg_path')
     config_utils.MODULE2PACKAGE.setdefault('mmkd', 'mmkd')
     if getattr(Config.fromfile, '_mmkd', False):
@@ -364,6 +364,10 @@ def patch_config_scope() -> str:
     hub_module.get_installed_path = get_installed_path
     config_module.is_installed = _quiet_pkg_resources(
         config_module.is_installed)
+    # A teacher named by cfg_path: MMEngine's hub checks the package first.
+    if not hasattr(hub_module.install_package, '__wrapped__'):
+        hub_module.install_package = _quiet_pkg_resources(
+            hub_module.install_package)
     fromfile = Config.fromfile
 
     def fromfile_with_scope(filename, *args, **kwargs):

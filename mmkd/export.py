@@ -26,7 +26,7 @@ from .checkpoint import (
     read_checkpoint,
     state_dict_of,
 )
-from .config_files import resolve_config
+from .config_files import detector_config, resolve_config
 
 STUDENT_PREFIX = 'architecture.'
 # Top-level variables of mmkd's distill configs that only build the model.
@@ -50,13 +50,9 @@ def student_model_cfg(cfg: Config, config_name: str) -> ConfigDict:
             'e.g. FpnTeacherDistill). A detector trained with a plain '
             'MMDetection config is already a student: use its config and '
             'checkpoint as they are.')
-    arch = copy.deepcopy(model['architecture'])
-    if 'cfg_path' in arch:  # MMRazor's dict(cfg_path='mmdet::...') form
-        from mmengine.hub import get_config
-        base = get_config(arch['cfg_path'])
-        arch = copy.deepcopy(base.model)
-        arch.setdefault('_scope_', base.get('default_scope', 'mmdet'))
-    return ConfigDict(arch)
+    # A model config, or MMRazor's dict(cfg_path='mmdet::...') reference.
+    return ConfigDict(detector_config(model['architecture'],
+                                      'model.architecture'))
 
 
 def build_student(model_cfg: dict):

@@ -28,7 +28,7 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.registry import MODELS, DefaultScope
 
-from mmkd.config_files import package_dir
+from mmkd.config_files import detector_config, package_dir
 from mmkd.distill import fpn_distiller_cfg
 from mmkd.models import DinoTeacherDistill
 
@@ -120,6 +120,8 @@ def _setting_config(setting: str) -> Config:
         raise ValueError(f'benchmark setting {setting!r}: choose one of '
                          f'{sorted(SETTINGS)}')
     cfg = Config.fromfile(SETTINGS[setting])
+    # A teacher named by its mmdet config (cfg_path), written out.
+    cfg.model.teacher = detector_config(cfg.model.teacher)
     for detector in (cfg.model.architecture, cfg.model.teacher):
         if 'backbone' in detector:
             detector.backbone.init_cfg = None

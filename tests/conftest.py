@@ -234,8 +234,14 @@ def _disable_pretrained(cfg) -> None:
 
 def _offline_model_cfg(model_cfg):
     """A copy of a model config that builds without reading or downloading
-    weights: no 'Pretrained' init at any depth, no ``teacher_ckpt``."""
+    weights: no 'Pretrained' init at any depth, no ``teacher_ckpt``; a
+    detector named by its config (``cfg_path``) written out, so that a test
+    can change its settings."""
+    from mmkd.config_files import detector_config
     model = copy.deepcopy(model_cfg)  # the caller's config stays untouched
+    for key in ('architecture', 'teacher'):
+        if isinstance(model.get(key), dict):
+            model[key] = detector_config(model[key], f'model.{key}')
     _disable_pretrained(model)
     if 'teacher_ckpt' in model:
         model.teacher_ckpt = None

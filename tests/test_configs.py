@@ -1,6 +1,9 @@
 """Every config under configs/ loads and its model builds on the CPU without a
 download; the COCO configs take their teacher, student, data and schedule
-from MMDetection's own configs and model zoo."""
+from MMDetection's own configs and model zoo: the student is the model of the
+mmdet config a pair base inherits, the teacher is named by its mmdet config
+(``cfg_path``) and its checkpoint is the one mmdet's metafile gives for it."""
+import copy
 import glob
 import os.path as osp
 import re
@@ -9,6 +12,7 @@ from typing import Dict, Tuple
 
 import mmdet
 import pytest
+import torch
 import yaml
 from mmengine.config import Config
 from mmengine.hub import get_config
@@ -16,6 +20,7 @@ from mmengine.registry import MODELS, DefaultScope
 from torch.nn.utils import parametrize
 
 import mmkd  # noqa: F401  (compat layer, registers mmkd's modules)
+from mmkd.config_files import detector_config
 from mmkd.preflight import PreflightError, preflight
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -24,6 +29,7 @@ CONFIGS = sorted(
     p for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
     if '_base_' not in osp.relpath(p, CONFIG_DIR).split(osp.sep))
 COCO_CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*', '*_coco.py')))
+PAIR_DIR = osp.join(CONFIG_DIR, '_base_', 'coco')
 MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
 
 # What each method prefix must build: distill loss type, connector type
@@ -139,28 +145,70 @@ def test_configs_are_found():
             student and student.group(1) in STUDENTS), name
 
 
+def _pretrained_inits(model: torch.nn.Module):
+    """Names of the modules whose ``init_cfg`` would load weights."""
+    found = []
+    for name, module in model.named_modules():
+        init = getattr(module, 'init_cfg', None)
+        inits = init if isinstance(init, (list, tuple)) else [init]
+        if any(isinstance(i, dict) and i.get('type') == 'Pretrained'
+               for i in inits):
+            found.append(name)
+    return found
+
+
+# What the teacher built from a pair base is compared with: mmdet's model,
+# built from mmdet's config by mmdet's registry.
+@lru_cache(maxsize=None)
+def _mmdet_signature(name: str):
+    cfg = get_config(f'mmdet::{name}')
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return _signature(MODELS.build(cfg.model))
+
+
+def _signature(model: torch.nn.Module):
+    """The modules (name, class) and tensors (name, shape) of a model."""
+    return ([(n, type(m).__name__) for n, m in model.named_modules()],
+            [(n, tuple(t.shape)) for n, t in model.state_dict().items()])
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)
-def test_model_builds_offline(path, offline_model_cfg):
+def test_model_builds_offline(path):
+    """The model as the config writes it (a teacher named by ``cfg_path``
+    through MMRazor's builder): building reads no weights (init_cfg is
+    applied by init_weights(), the teacher checkpoint when training first
+    needs it)."""
     cfg = _load(path)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(offline_model_cfg(cfg.model))
+        model = MODELS.build(copy.deepcopy(cfg.model))
     assert type(model).__name__ == cfg.model.type
     if 'distiller' not in cfg.model:
         assert cfg.model.get('_scope_', 'mmdet') == 'mmdet'
         return
     # The detectors are built by MMRazor from its own scope: they must say
     # they are mmdet's.
+    teacher_cfg = detector_config(cfg.model.teacher)
     assert cfg.model._scope_ == 'mmrazor'
     assert cfg.model.architecture._scope_ == 'mmdet'
-    assert cfg.model.teacher._scope_ == 'mmdet'
+    assert teacher_cfg._scope_ == 'mmdet'
     assert type(model.student).__name__ == cfg.model.architecture.type
-    assert type(model.teacher).__name__ == cfg.model.teacher.type
+    assert type(model.teacher).__name__ == teacher_cfg.type
     assert not any(p.requires_grad for p in model.teacher.parameters())
+    # The teacher's weights come from teacher_ckpt alone: no ImageNet init
+    # (its mmdet config's) is left to apply, and with a checkpoint
+    # init_weights() leaves it alone.
+    assert _pretrained_inits(model.teacher) == []
+    assert model.teacher.is_init == bool(cfg.model.teacher_ckpt)
+    assert not model.teacher_loaded or not cfg.model.teacher_ckpt
     pair = _pair(path)
+    if path in COCO_CONFIGS:
+        # The teacher MMRazor's builder made of the pair base's cfg_path is
+        # mmdet's model of its config.
+        assert _signature(model.teacher) == _mmdet_signature(PAIRS[pair][0])
     if cfg.model.distiller.type == 'DetrDistiller':
-        _check_detr_distiller(cfg, model, path)
+        _check_detr_distiller(cfg, teacher_cfg, model, path)
         return
-    for detector in (cfg.model.architecture, cfg.model.teacher):
+    for detector in (cfg.model.architecture, teacher_cfg):
         assert detector.neck.get('num_outs', 3) == len(
             PAIR_LEVELS.get(pair, range(5)))
 
@@ -208,7 +256,7 @@ def test_model_builds_offline(path, offline_model_cfg):
                 conn.proj, 'weight') == conn.orthogonal
 
 
-def _check_detr_distiller(cfg, model, path):
+def _check_detr_distiller(cfg, teacher_cfg, model, path):
     """A DETR distiller (DinoTeacherDistill): one loss and one connector
     per configured neck level and encoder scale, and ONE query term for all
     decoder layers (VkD's weighting: one projector, statistics over layers
@@ -248,7 +296,7 @@ def _check_detr_distiller(cfg, model, path):
             range(cfg.model.architecture.decoder.num_layers))
     if path in COCO_CONFIGS:
         # Student strides 8-64 against the teacher's 4-64.
-        assert cfg.model.teacher.num_feature_levels == 5
+        assert teacher_cfg.num_feature_levels == 5
         assert cfg.model.architecture.get('num_feature_levels', 4) == 4
         for group in ('neck', 'encoder'):
             assert distiller[group].levels == (0, 1, 2, 3)
@@ -283,18 +331,85 @@ def test_coco_config_uses_mmdet_zoo(path):
     if not distill:
         return
 
-    # The teacher is mmdet's (its init aside: teacher_ckpt gives all its
-    # weights) and teacher_ckpt is that config's checkpoint in mmdet's zoo.
-    teacher = plain(cfg.model.teacher)
-    assert teacher['backbone'].pop('init_cfg') is None
-    mmdet_teacher = plain(get_config(f'mmdet::{teacher_cfg}').model)
-    assert (mmdet_teacher['backbone'].pop('init_cfg', None) or dict(
-        type='Pretrained'))['type'] == 'Pretrained'
-    assert teacher == mmdet_teacher
-    url = cfg.model.teacher_ckpt
+    # The teacher and its checkpoint are its pair base's.
+    pair = _load(osp.join(PAIR_DIR, f'{distill.group(2)}.py'))
+    assert plain(cfg.model.teacher) == plain(pair.model.teacher)
+    assert cfg.model.teacher_ckpt == pair.model.teacher_ckpt
+
+
+@pytest.mark.parametrize('pair', sorted(PAIRS))
+def test_pair_base_names_its_detectors_by_mmdet_config(pair):
+    """A pair base names the teacher by its mmdet config and gives as
+    teacher_ckpt the checkpoint mmdet's metafile gives for that config; its
+    levels and channels are those of the two detectors' necks."""
+    cfg = _load(osp.join(PAIR_DIR, f'{pair}.py'))
+    teacher_name, student_name, _ = PAIRS[pair]
+    assert plain(cfg.model.teacher) == dict(
+        cfg_path=f'mmdet::{teacher_name}', pretrained=False)
+    assert plain(cfg.model.architecture) == plain(
+        get_config(f'mmdet::{student_name}').model)
+    # What MMEngine's hub gives as that config's weights (its metafile).
+    url = get_config(f'mmdet::{teacher_name}', pretrained=True).model_path
+    assert cfg.model.teacher_ckpt == url
     assert url.startswith('https://download.openmmlab.com/mmdetection/')
-    assert url in {w for w, _ in mmdet_zoo().values() if isinstance(w, str)}
-    assert mmdet_zoo()[teacher_cfg][0] == url
+    assert mmdet_zoo()[teacher_name][0] == url
+
+    student = cfg.model.architecture
+    teacher = detector_config(cfg.model.teacher)
+    assert plain(teacher) == plain(get_config(f'mmdet::{teacher_name}').model)
+    assert teacher._scope_ == 'mmdet'
+
+    def outs(neck):
+        return neck.get('num_outs', len(neck.in_channels))
+
+    distiller = cfg.model.distiller
+    assert distiller.student_channels == student.neck.out_channels
+    assert distiller.teacher_channels == teacher.neck.out_channels
+    if distiller.type == 'DetrDistiller':
+        # Paired by stride: the student's scales are the teacher's last.
+        n_s, n_t = outs(student.neck), outs(teacher.neck)
+        for group in ('neck', 'encoder'):
+            assert distiller[group].levels == tuple(range(n_s))
+            assert distiller[group].teacher_levels == tuple(
+                range(n_t - n_s, n_t))
+        assert distiller.queries.levels == tuple(
+            range(student.decoder.num_layers))
+    else:
+        assert outs(student.neck) == outs(teacher.neck)
+        assert distiller.levels == tuple(range(outs(student.neck)))
+
+
+def test_detector_config_refuses_what_mmengine_would_not_do():
+    """``pretrained=True`` (a non-strict zoo load while building) and a key
+    beside cfg_path that the config sets itself (MMEngine passes such keys
+    as default arguments: ignored) stop with the key and the fix; a key
+    the config does not set is added, as MMEngine's builder adds it."""
+    from mmrazor.registry import MODELS as RAZOR_MODELS
+    name = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+    with pytest.raises(ValueError, match='model.teacher.pretrained=True'):
+        detector_config(dict(cfg_path=name, pretrained=True))
+    with pytest.raises(ValueError) as info:
+        detector_config(dict(cfg_path=name, bbox_head=dict(num_classes=5)),
+                        'model.architecture')
+    assert 'model.architecture.bbox_head would be ignored' in str(info.value)
+    added = detector_config(dict(cfg_path=name, pretrained=False,
+                                 init_cfg=None))
+    assert 'init_cfg' in added and added.init_cfg is None
+    # A model config is returned as it is (a copy).
+    model = dict(type='RetinaNet', backbone=dict(depth=18))
+    assert detector_config(model) == model and \
+        detector_config(model) is not model
+    # mmkd's distillers refuse the same, before building anything.
+    algorithm = RAZOR_MODELS.get('StrictFpnTeacherDistill')
+    for teacher, key in ((dict(cfg_path=name, pretrained=True),
+                          'model.teacher.pretrained=True'),
+                         (dict(cfg_path=name, neck=dict(num_outs=3)),
+                          'model.teacher.neck would be ignored')):
+        with pytest.raises(ValueError, match=re.escape(key)) as info:
+            algorithm(architecture=dict(type='RetinaNet'), teacher=teacher,
+                      distiller=dict(type='FpnDistiller'))
+        assert 'teacher_ckpt' in str(info.value) or 'cfg_path' in str(
+            info.value)
 
 
 @pytest.mark.parametrize('path', COCO_CONFIGS, ids=_name)
@@ -332,9 +447,15 @@ def test_offline_model_cfg_leaves_no_download(offline_model_cfg):
     model = offline_model_cfg(cfg.model)
     assert model.architecture.backbone.init_cfg is None
     assert model.teacher_ckpt is None
+    # The teacher named by its mmdet config is written out (a test may
+    # change its settings), without its ImageNet init.
+    assert model.teacher.type == 'RetinaNet'
+    assert model.teacher.backbone.depth == 50
+    assert model.teacher.backbone.init_cfg is None
     # The loaded config itself is unchanged.
     assert cfg.model.architecture.backbone.init_cfg.type == 'Pretrained'
     assert cfg.model.teacher_ckpt.startswith('https://')
+    assert 'cfg_path' in cfg.model.teacher
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)

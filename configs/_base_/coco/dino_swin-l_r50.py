@@ -11,36 +11,13 @@ _base_ = [
 # mmdet's dino-4scale_r50_8xb2-12e_coco.py model (torchvision://resnet50).
 student = _base_.model
 
-# mmdet's dino-5scale_swin-l_8xb2-12e_coco.py model, written as that config
-# writes it: the R50 model with a Swin-L backbone and 5 scales
-# (tests/test_configs.py checks it equals mmdet's). No ImageNet init: all its
-# weights come from teacher_ckpt.
-teacher = _base_.model.copy()  # merge() below leaves the student as is
-teacher.merge(
-    dict(
-        num_feature_levels=5,
-        backbone=dict(
-            _delete_=True,
-            type='SwinTransformer',
-            pretrain_img_size=384,
-            embed_dims=192,
-            depths=[2, 2, 18, 2],
-            num_heads=[6, 12, 24, 48],
-            window_size=12,
-            mlp_ratio=4,
-            qkv_bias=True,
-            qk_scale=None,
-            drop_rate=0.,
-            attn_drop_rate=0.,
-            drop_path_rate=0.2,
-            patch_norm=True,
-            out_indices=(0, 1, 2, 3),
-            with_cp=True,
-            convert_weights=True,
-            init_cfg=None),
-        neck=dict(in_channels=[192, 384, 768, 1536], num_outs=5),
-        encoder=dict(layer_cfg=dict(self_attn_cfg=dict(num_levels=5))),
-        decoder=dict(layer_cfg=dict(cross_attn_cfg=dict(num_levels=5)))))
+# mmdet's dino-5scale_swin-l_8xb2-12e_coco.py model (Swin-L backbone, 5
+# scales), named by its config (built by MMRazor's model builder, see
+# retinanet_r50_r18.py). Its Swin-L ImageNet-22k init is not applied: all
+# its weights come from teacher_ckpt.
+teacher = dict(
+    cfg_path='mmdet::dino/dino-5scale_swin-l_8xb2-12e_coco.py',
+    pretrained=False)
 
 # mmdet metafile: dino-5scale_swin-l_8xb2-12e_coco (box AP 57.2).
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v3.0/dino/dino-5scale_swin-l_8xb2-12e_coco/dino-5scale_swin-l_8xb2-12e_coco_20230228_072924-a654145f.pth'  # noqa: E501

@@ -15,11 +15,12 @@ _base_ = [
 # `_base_.model` comes with _scope_='mmdet' (see retinanet_r50_r18.py).
 student = _base_.model
 
-# mmdet's faster-rcnn_r101_fpn_2x_coco.py is the R50 2x config with a deeper
-# backbone; so is this teacher (checked against it in tests/test_configs.py).
-# No ImageNet init: all its weights come from teacher_ckpt.
-teacher = _base_.model.copy()  # merge() below leaves the student as is
-teacher.merge(dict(backbone=dict(depth=101, init_cfg=None)))
+# mmdet's faster-rcnn_r101_fpn_2x_coco.py model, named by its config (built
+# by MMRazor's model builder, see retinanet_r50_r18.py). Its ImageNet init
+# is not applied: all its weights come from teacher_ckpt.
+teacher = dict(
+    cfg_path='mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py',
+    pretrained=False)
 
 # mmdet metafile: faster-rcnn_r101_fpn_2x_coco (box AP 39.8).
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/faster_rcnn/faster_rcnn_r101_fpn_2x_coco/faster_rcnn_r101_fpn_2x_coco_bbox_mAP-0.398_20200504_210455-1d2dac9c.pth'  # noqa: E501

@@ -11,11 +11,13 @@ _base_ = [
 # mmdet's gfl_r50_fpn_1x_coco.py model (torchvision://resnet50 init).
 student = _base_.model
 
-# mmdet's gfl_r101_fpn_ms-2x_coco.py model is the R50's with a deeper
-# backbone (its multi-scale training is data, not model); so is this teacher
-# (checked in tests/test_configs.py). No ImageNet init.
-teacher = _base_.model.copy()  # merge() below leaves the student as is
-teacher.merge(dict(backbone=dict(depth=101, init_cfg=None)))
+# mmdet's gfl_r101_fpn_ms-2x_coco.py model (its multi-scale training is
+# data, not model), named by its config (built by MMRazor's model builder,
+# see retinanet_r50_r18.py). Its ImageNet init is not applied: all its
+# weights come from teacher_ckpt.
+teacher = dict(
+    cfg_path='mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py',
+    pretrained=False)
 
 # mmdet metafile: gfl_r101_fpn_ms-2x_coco (box AP 44.7).
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/gfl/gfl_r101_fpn_mstrain_2x_coco/gfl_r101_fpn_mstrain_2x_coco_20200629_200126-dd12f847.pth'  # noqa: E501

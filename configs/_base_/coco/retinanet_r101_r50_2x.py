@@ -13,11 +13,12 @@ _base_ = [
 # `_base_.model` comes with _scope_='mmdet' (see retinanet_r50_r18.py).
 student = _base_.model
 
-# mmdet's retinanet_r101_fpn_2x_coco.py is the R50 2x config with a deeper
-# backbone; so is this teacher (checked against it in tests/test_configs.py).
-# No ImageNet init: all its weights come from teacher_ckpt.
-teacher = _base_.model.copy()  # merge() below leaves the student as is
-teacher.merge(dict(backbone=dict(depth=101, init_cfg=None)))
+# mmdet's retinanet_r101_fpn_2x_coco.py model, named by its config (built
+# by MMRazor's model builder, see retinanet_r50_r18.py). Its ImageNet init
+# is not applied: all its weights come from teacher_ckpt.
+teacher = dict(
+    cfg_path='mmdet::retinanet/retinanet_r101_fpn_2x_coco.py',
+    pretrained=False)
 
 # mmdet metafile: retinanet_r101_fpn_2x_coco (box AP 38.9).
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r101_fpn_2x_coco/retinanet_r101_fpn_2x_coco_20200131-5560aee8.pth'  # noqa: E501

@@ -12,16 +12,13 @@ _base_ = [
 # _scope_='mmdet', which MMRazor needs to build it from the mmrazor scope.
 student = _base_.model
 
-# MMEngine refuses two full mmdet configs as bases of one config (every key
-# would be duplicated), so the teacher is written as mmdet writes it: the
-# student's model with the R50 backbone. tests/test_configs.py checks that it
-# equals mmdet's retinanet_r50_fpn_1x_coco.py model. No ImageNet init: all its
-# weights come from teacher_ckpt.
-teacher = _base_.model.copy()  # merge() below leaves the student as is
-teacher.merge(
-    dict(
-        backbone=dict(depth=50, init_cfg=None),
-        neck=dict(in_channels=[256, 512, 1024, 2048])))
+# mmdet's retinanet_r50_fpn_1x_coco.py model, named by its config as
+# MMRazor's distillation configs name a teacher (MMRazor's model builder
+# builds it; MMEngine refuses two full mmdet configs as bases of one config).
+# Its ImageNet init is not applied: all its weights come from teacher_ckpt.
+teacher = dict(
+    cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+    pretrained=False)
 
 # mmdet metafile: retinanet_r50_fpn_1x_coco (box AP 36.5).
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_r50_fpn_1x_coco/retinanet_r50_fpn_1x_coco_20200130-c2398f9e.pth'  # noqa: E501

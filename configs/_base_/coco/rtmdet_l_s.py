@@ -16,17 +16,12 @@ _base_ = 'mmdet::rtmdet/rtmdet_s_8xb32-300e_coco.py'
 # mmdet's rtmdet_s model (CSPNeXt-s ImageNet init included).
 student = _base_.model
 
-# mmdet's rtmdet_l_8xb32-300e_coco.py model, written as the student's with
-# RTMDet-l's sizes (tests/test_configs.py checks it equals mmdet's). No
-# ImageNet init: all its weights come from teacher_ckpt.
-teacher = _base_.model.copy()  # merge() below leaves the student as is
-teacher.merge(
-    dict(
-        backbone=dict(deepen_factor=1, widen_factor=1, init_cfg=None),
-        neck=dict(
-            in_channels=[256, 512, 1024], out_channels=256,
-            num_csp_blocks=3),
-        bbox_head=dict(in_channels=256, feat_channels=256, exp_on_reg=True)))
+# mmdet's rtmdet_l_8xb32-300e_coco.py model, named by its config (built by
+# MMRazor's model builder, see retinanet_r50_r18.py). Its ImageNet init is
+# not applied: all its weights come from teacher_ckpt.
+teacher = dict(
+    cfg_path='mmdet::rtmdet/rtmdet_l_8xb32-300e_coco.py',
+    pretrained=False)
 
 # mmdet metafile: rtmdet_l_8xb32-300e_coco (box AP 51.3).
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v3.0/rtmdet/rtmdet_l_8xb32-300e_coco/rtmdet_l_8xb32-300e_coco_20220719_112030-5a0be7c4.pth'  # noqa: E501

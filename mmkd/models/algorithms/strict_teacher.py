@@ -13,6 +13,13 @@ nor downloads the teacher checkpoint. Training loads it before the first
 step: :class:`mmkd.engine.DropFrozenTeacherHook` calls :meth:`load_teacher`
 in ``before_train`` (and then compares a resumed checkpoint's teacher
 fingerprint), and a ``mode='loss'`` forward calls it in any case.
+
+The teacher may be named by its MMDetection config, as MMRazor's configs do
+(``teacher=dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
+pretrained=False)``, built by MMRazor's model builder). That config's
+ImageNet init (a ``Pretrained`` ``init_cfg``) is never applied to the
+teacher: its weights come from ``teacher_ckpt``, and without one (tests,
+timing) it stays random, with no download.
 """
 from typing import Optional
 
@@ -21,6 +28,13 @@ from mmrazor.models.algorithms.distill.configurable import (
     single_teacher_distill,
 )
 from mmrazor.registry import MODELS
+
+
+def _loads_weights(init_cfg) -> bool:
+    """Whether an ``init_cfg`` (a dict or a list of them) loads weights."""
+    inits = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    return any(isinstance(i, dict) and i.get('type') == 'Pretrained'
+               for i in inits)
 
 
 class StrictTeacherMixin:
@@ -34,12 +48,23 @@ class StrictTeacherMixin:
 
     def __init__(self, *args, teacher_ckpt: Optional[str] = None,
                  **kwargs) -> None:
+        teacher = kwargs.get('teacher')
+        if isinstance(teacher, dict) and 'cfg_path' in teacher and (
+                teacher.get('pretrained') or
+                set(teacher) - {'cfg_path', 'pretrained', '_scope_'}):
+            # MMRazor's reference with a non-strict zoo load or keys that
+            # MMEngine would ignore: refused, naming the fix.
+            from mmkd.config_files import detector_config
+            detector_config(teacher, 'model.teacher')
         super().__init__(*args, teacher_ckpt=None, **kwargs)
         self.teacher_ckpt = teacher_ckpt
         self.teacher_loaded = not teacher_ckpt
+        for module in self.teacher.modules():
+            if _loads_weights(getattr(module, 'init_cfg', None)):
+                module.init_cfg = None
         if teacher_ckpt:
-            # Its weights come from teacher_ckpt: init_weights() (and an
-            # ImageNet `Pretrained` init_cfg) must leave it alone.
+            # Its weights come from teacher_ckpt: init_weights() must leave
+            # it alone.
             self.teacher._is_init = True
 
     def load_teacher(self) -> None:
