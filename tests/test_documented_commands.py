@@ -362,6 +362,21 @@ def check_tool(tool, args, env, shared, command):
     elif tool == 'zoo':  # never rewrites the checkout's pages here
         proc = run(base + ['--check'], env)
         assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    elif tool == 'upstream_tests':
+        # MMEngine's/MMRazor's sources are downloads: one probe test file
+        # instead, which passes plain and fails once mmkd is imported.
+        script = osp.join(ROOT, 'tools', 'analysis', 'upstream_tests.py')
+        probe = shared / 'upstream' / 'tests'
+        probe.mkdir(parents=True, exist_ok=True)
+        (probe / 'test_probe.py').write_text(
+            "import sys\n\n\ndef test_without_mmkd():\n"
+            "    assert 'mmkd' not in sys.modules\n")
+        proc = run([sys.executable, script, '--mmengine-tests', str(probe),
+                    '--files', 'test_probe.py'], env)
+        assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]
+        assert '| test_probe.py | 1/0/0 | 0/1/0 |' in proc.stdout
+        assert 'REGRESSION tests.test_probe::test_without_mmkd' in \
+            proc.stdout
     else:
         raise AssertionError(f'no cheap form for {command}')
 
