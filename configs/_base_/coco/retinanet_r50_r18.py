@@ -10,12 +10,18 @@ _base_ = [
 # mmdet's retinanet_r18_fpn_1x_coco.py model, ImageNet init included
 # (torchvision://resnet18). Accessed as `_base_.model`, MMEngine gives it
 # _scope_='mmdet', which MMRazor needs to build it from the mmrazor scope.
+# Referenced through the base rather than by cfg_path: that config gives the
+# data, schedule and runtime too, and `--cfg-options model.architecture.*`
+# and the student export read the student as a model config.
 student = _base_.model
 
 # mmdet's retinanet_r50_fpn_1x_coco.py model, named by its config as
 # MMRazor's distillation configs name a teacher (MMRazor's model builder
 # builds it; MMEngine refuses two full mmdet configs as bases of one config).
 # Its ImageNet init is not applied: all its weights come from teacher_ckpt.
+# A teacher that differs from its mmdet config cannot be named so (MMEngine
+# passes keys beside cfg_path as defaults, which the config's own override;
+# mmkd refuses them): write such a teacher as a model config.
 teacher = dict(
     cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
     pretrained=False)
