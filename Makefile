@@ -10,9 +10,11 @@ install:
 demo: install
 	$(PY) tools/demo.py
 
-# The whole suite (CI runs this through .ci/run), lint first.
+# The whole suite (CI runs this through .ci/run), lint first, on every
+# core (pytest-xdist; at most 4 workers: each holds detectors in memory).
+XDIST := -n auto --maxprocesses=4 --dist loadgroup
 test: install lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(XDIST) tests
 
 lint: install
 	.venv/bin/ruff check .
@@ -20,4 +22,4 @@ lint: install
 # For contributors: everything but the tests marked slow (subprocess training
 # runs, multi-process launches, the wheel install).
 quick-test: install
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q $(XDIST) -m "not slow" tests

@@ -204,11 +204,14 @@ def history_buffer_statistic(owner, name: str):
         "MMEngine HistoryBuffer statistics are allowed")
 
 
+# What torch's weights-only unpickler says when a pickle names a global that
+# is not allow-listed (code could run), as opposed to bytes it cannot parse.
+_UNSAFE_REFERENCE = re.compile(r'GLOBAL ([\w.]+)')
+
+
 def _explain_refusal(filename, exc: Exception) -> UnsafeCheckpointError:
     # torch's own message advises weights_only=False; name the global instead.
-    text = str(exc)
-    found = re.search(r'GLOBAL ([\w.]+)', text) or re.search(
-        r'WeightsUnpickler error:\s*(\S[^\n]*)', text)
+    found = _UNSAFE_REFERENCE.search(str(exc))
     what = found.group(1) if found else 'an object torch refuses'
     return UnsafeCheckpointError(
         f'refused to load checkpoint {filename!r}: it references {what}, '
@@ -270,7 +273,10 @@ def patch_checkpoint_loading() -> str:
             try:
                 return original(cls, filename, map_location, logger)
             except pickle.UnpicklingError as exc:
-                if isinstance(exc, UnsafeCheckpointError):
+                if isinstance(exc, UnsafeCheckpointError) or \
+                        not _UNSAFE_REFERENCE.search(str(exc)):
+                    # Ours already, or a file that is not a pickle at all
+                    # (torch: "Unsupported operand"): not a refusal.
                     raise
                 raise _explain_refusal(filename, exc) from exc
 

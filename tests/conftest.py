@@ -15,7 +15,14 @@ import torch
 
 import mmkd  # noqa: F401  (applies the compatibility layer, registers modules)
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Under pytest-xdist (`make test` runs the suite on every core) the workers
+# share the cores: each worker's torch, and the tools it starts in
+# subprocesses, get their share.
+_WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+_THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
+if _WORKERS > 1:
+    os.environ.setdefault('OMP_NUM_THREADS', str(_THREADS))
+torch.set_num_threads(_THREADS)
 
 TESTS = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(TESTS)
@@ -324,3 +331,28 @@ def total_loss():
         return result
 
     return total
+
+
+@pytest.fixture(scope='session')
+def mmdet_zoo():
+    """mmdet config path ('retinanet/x.py') -> (weights URL, box AP), from
+    the installed mmdet's metafiles."""
+    import glob
+
+    import mmdet
+    import yaml
+    zoo = {}
+    pattern = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', '*',
+                       'metafile.yml')
+    for path in glob.glob(pattern):
+        with open(path) as f:
+            meta = yaml.safe_load(f)
+        if not isinstance(meta, dict):
+            continue
+        for model in meta.get('Models') or []:
+            results = model.get('Results') or []
+            aps = [r.get('Metrics', {}).get('box AP') for r in results
+                   if isinstance(r, dict)]
+            zoo[model['Config'].replace('configs/', '', 1)] = (
+                model.get('Weights'), aps[0] if aps else None)
+    return zoo

@@ -8,12 +8,9 @@ import glob
 import os.path as osp
 import re
 from functools import lru_cache
-from typing import Dict, Tuple
 
-import mmdet
 import pytest
 import torch
-import yaml
 from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.registry import MODELS, DefaultScope
@@ -30,7 +27,6 @@ CONFIGS = sorted(
     if '_base_' not in osp.relpath(p, CONFIG_DIR).split(osp.sep))
 COCO_CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*', '*_coco.py')))
 PAIR_DIR = osp.join(CONFIG_DIR, '_base_', 'coco')
-MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
 
 # What each method prefix must build: distill loss type, connector type
 # (None: no connector) and the connector / loss options that make the recipe.
@@ -108,25 +104,6 @@ def plain(cfg, drop=('_scope_', )):
     if isinstance(cfg, (list, tuple)):
         return [plain(v, drop) for v in cfg]
     return cfg
-
-
-@lru_cache(maxsize=None)
-def mmdet_zoo() -> Dict[str, Tuple[str, float]]:
-    """mmdet config path ('retinanet/x.py') -> (weights URL, box AP), from
-    the installed mmdet metafiles."""
-    zoo = {}
-    for path in glob.glob(osp.join(MMDET_CONFIGS, '*', 'metafile.yml')):
-        with open(path) as f:
-            meta = yaml.safe_load(f)
-        if not isinstance(meta, dict):
-            continue
-        for model in meta.get('Models') or []:
-            results = model.get('Results') or []
-            aps = [r.get('Metrics', {}).get('box AP') for r in results
-                   if isinstance(r, dict)]
-            zoo[model['Config'].replace('configs/', '', 1)] = (
-                model.get('Weights'), aps[0] if aps else None)
-    return zoo
 
 
 def test_configs_are_found():
@@ -338,7 +315,7 @@ def test_coco_config_uses_mmdet_zoo(path):
 
 
 @pytest.mark.parametrize('pair', sorted(PAIRS))
-def test_pair_base_names_its_detectors_by_mmdet_config(pair):
+def test_pair_base_names_its_detectors_by_mmdet_config(pair, mmdet_zoo):
     """A pair base names the teacher by its mmdet config and gives as
     teacher_ckpt the checkpoint mmdet's metafile gives for that config; its
     levels and channels are those of the two detectors' necks."""
@@ -352,7 +329,7 @@ def test_pair_base_names_its_detectors_by_mmdet_config(pair):
     url = get_config(f'mmdet::{teacher_name}', pretrained=True).model_path
     assert cfg.model.teacher_ckpt == url
     assert url.startswith('https://download.openmmlab.com/mmdetection/')
-    assert mmdet_zoo()[teacher_name][0] == url
+    assert mmdet_zoo[teacher_name][0] == url
 
     student = cfg.model.architecture
     teacher = detector_config(cfg.model.teacher)

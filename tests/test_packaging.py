@@ -20,7 +20,9 @@ import mmdet
 import pytest
 import torch
 
-pytestmark = pytest.mark.slow
+# One pytest-xdist worker for the module: its wheel and venv are built
+# once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('wheel')]
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MMDET_TRAIN = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools',

@@ -10,10 +10,12 @@ import shutil
 
 import pytest
 import yaml
-from test_configs import CONFIG_DIR, ROOT, _load, mmdet_zoo
+from mmengine.config import Config
 
 from mmkd import zoo
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG_DIR = osp.join(ROOT, 'configs')
 COCO_CONFIGS = sorted(glob.glob(osp.join(CONFIG_DIR, '*', '*_coco.py')))
 METHOD_DIRS = sorted({osp.basename(osp.dirname(p)) for p in COCO_CONFIGS})
 METAFILES = [f'configs/{d}/metafile.yml' for d in METHOD_DIRS]
@@ -54,15 +56,15 @@ def test_every_coco_config_is_in_exactly_one_metafile():
             (metafile, model['Config'])
 
 
-def test_metafile_entries_match_their_configs_and_mmdet_zoo():
-    mmdet = mmdet_zoo()
+def test_metafile_entries_match_their_configs_and_mmdet_zoo(mmdet_zoo):
+    mmdet = mmdet_zoo
     for metafile, entry in _models():
         config = entry['Config']
         assert entry['Name'] == osp.splitext(osp.basename(config))[0]
         # Nothing has been measured or trained yet.
         assert entry['Results'][0]['Metrics']['box AP'] is None, config
         assert entry['Weights'] is None, config
-        cfg = _load(osp.join(ROOT, config))
+        cfg = Config.fromfile(osp.join(ROOT, config))
         for role in ('Teacher', 'Student'):
             if role not in entry['Metadata']:
                 continue

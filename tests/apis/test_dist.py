@@ -22,7 +22,9 @@ from mmkd.apis.train import setup_cpu_distributed
 from mmkd.checkpoint import mismatch_report, read_checkpoint
 from mmkd_lab.data import ensure_dataset
 
-pytestmark = pytest.mark.slow
+# One pytest-xdist worker for the module: its two-process training runs
+# once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group('dist')]
 
 MAX_ITERS = 4
 
