@@ -22,8 +22,10 @@ import sys
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# README, docs/ and the method pages (configs/<method>/README.md).
 DOCS = ['README.md'] + sorted(
-    osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'docs', '*.md')))
+    osp.relpath(p, ROOT) for pattern in ('docs/*.md', 'configs/*/README.md')
+    for p in glob.glob(osp.join(ROOT, pattern)))
 SHELL_LANGS = ('', 'bash', 'sh', 'shell', 'console')
 INLINE = re.compile(r'`((?:python tools/|mmkd |bash tools/|make )[^`]+)`')
 # Shell utilities in the docs' command blocks that are not mmkd's commands.
@@ -434,6 +436,7 @@ def check_script(body, env):
 def test_commands_are_found():
     where = {w.split(':')[0].split(' ')[0] for w, _, _ in COMMANDS}
     assert {'README.md', 'docs/benchmarks.md', 'docs/detr.md'} <= where
+    assert 'configs/vkd/README.md' in DOCS  # the method pages are read
     shown = {shlex.join(c) for _, k, c in COMMANDS if k == 'shell'}
     for expected in ('make test', 'mmkd list',
                      'python tools/train.py '
