@@ -121,6 +121,8 @@ def documented_commands():
         for lang, lineno, body in _blocks(text):
             if lang in SHELL_LANGS:
                 for kind, line, command in _shell_commands(body):
+                    if kind == 'shell' and _placeholder(command):
+                        continue  # a syntax line, as inline
                     key = command if kind != 'shell' else shlex.join(
                         command)
                     found.setdefault(key, (f'{doc}:{lineno}', kind, command))
@@ -442,6 +444,16 @@ def test_commands_are_found():
                      'python tools/train.py '
                      'configs/vkd_retinanet_r50_r18_coco.py'):
         assert expected in shown, expected
+
+
+def test_syntax_lines_are_not_run():
+    """``tools/train.py CONFIG`` (in a fenced block or inline) shows a
+    syntax, not a command; a Slurm partition name is still a command."""
+    assert _placeholder(shlex.split('python tools/train.py CONFIG'))
+    assert _placeholder(shlex.split('mmkd TOOL [ARGS]'))
+    assert not _placeholder(shlex.split(
+        'bash tools/slurm_train.sh PARTITION vkd configs/x.py work_dirs/x'))
+    assert not any(_placeholder(c) for _, k, c in COMMANDS if k == 'shell')
 
 
 @pytest.mark.slow
