@@ -4,7 +4,8 @@
 # Creates .venv/ (ignored by git), installs torch 2.13.0 (the CPU build; a CUDA
 # torch already in .venv, or in the base Python when MMKD_SYSTEM_TORCH=1, is
 # kept), builds mmcv 2.1.0 with its ops from source without build isolation
-# (CUDA ops when CUDA is available), installs the rest from
+# (CUDA ops when CUDA is available, for the GPUs present unless
+# TORCH_CUDA_ARCH_LIST says otherwise), installs the rest from
 # requirements/runtime.txt and mmkd in editable mode. A stamp makes a second
 # run take seconds; delete .venv/ to start over.
 set -euo pipefail
@@ -47,7 +48,17 @@ if "$VPY" -c "import mmcv, mmcv.ops, sys; sys.exit(0 if mmcv.__version__ == '$MM
 else
   cuda=$("$VPY" -c 'import torch; print(int(torch.cuda.is_available() and torch.version.cuda is not None))')
   export MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)}
-  [[ $cuda == 1 ]] && export FORCE_CUDA=1
+  if [[ $cuda == 1 ]]; then
+    export FORCE_CUDA=1
+    # Only the architectures of the GPUs this machine has (the default list
+    # compiles every one torch supports: several times the build time). Set
+    # TORCH_CUDA_ARCH_LIST yourself to build for other nodes' GPUs too.
+    if [[ -z ${TORCH_CUDA_ARCH_LIST:-} ]]; then
+      TORCH_CUDA_ARCH_LIST=$("$VPY" -c 'import torch; n = torch.cuda.device_count(); print(";".join(sorted({"%d.%d" % torch.cuda.get_device_capability(i) for i in range(n)})))')
+      export TORCH_CUDA_ARCH_LIST
+    fi
+    say "CUDA ops for architectures $TORCH_CUDA_ARCH_LIST"
+  fi
   # mmcv 2.1.0's setup.py imports pkg_resources and predates setuptools 70;
   # torch wants setuptools >= 77: build with the old one, restore below.
   # (pip warns about torch's setuptools requirement meanwhile: expected.)
