@@ -50,10 +50,12 @@ def read_checkpoint(filename: str, config_key: str = 'checkpoint',
     """Load a checkpoint dict through MMEngine's (patched, safe) loader."""
     from mmengine.runner.checkpoint import CheckpointLoader
     if not is_remote(filename) and not osp.isfile(filename):
+        fix = (f'with --cfg-options {config_key}=PATH' if '.' in config_key
+               else f'as {config_key}')  # a config key, or an argument
         raise CheckpointError(
             f'{config_key}={filename!r}: no such file (looked at '
             f'{osp.abspath(filename)}). Check the path, or pass the right one '
-            f'with --cfg-options {config_key}=PATH')
+            f'{fix}')
     try:
         checkpoint = CheckpointLoader.load_checkpoint(filename, map_location)
     except UnsafeCheckpointError as exc:

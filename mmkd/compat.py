@@ -205,20 +205,33 @@ def history_buffer_statistic(owner, name: str):
 
 
 # What torch's weights-only unpickler says when a pickle names a global that
-# is not allow-listed (code could run), as opposed to bytes it cannot parse.
-_UNSAFE_REFERENCE = re.compile(r'GLOBAL ([\w.]+)')
+# is not allow-listed, and what mmkd's own allow-list says.
+_UNSAFE_REFERENCE = re.compile(r'GLOBAL ([\w.]+)|checkpoint asks for ([^;]+)')
+_REASON = re.compile(r'WeightsUnpickler error:\s*(\S[^\n]*)')
 
 
 def _explain_refusal(filename, exc: Exception) -> UnsafeCheckpointError:
-    # torch's own message advises weights_only=False; name the global instead.
-    found = _UNSAFE_REFERENCE.search(str(exc))
-    what = found.group(1) if found else 'an object torch refuses'
+    """mmkd's message for a weights-only refusal, without torch's advice to
+    load with ``weights_only=False`` (which runs whatever the file holds)."""
+    text = str(exc)
+    found = _UNSAFE_REFERENCE.search(text)
+    if found:
+        what = found.group(1) or found.group(2)
+        return UnsafeCheckpointError(
+            f'refused to load checkpoint {filename!r}: it references {what}, '
+            'which is not a tensor or MMEngine bookkeeping, and unpickling '
+            'it could run code. mmkd loads every checkpoint with '
+            'weights_only=True. If you wrote this file yourself and trust '
+            'it, re-save only its state_dict (torch.save({"state_dict": '
+            'ckpt["state_dict"]}, path)).')
+    reason = _REASON.search(text)
     return UnsafeCheckpointError(
-        f'refused to load checkpoint {filename!r}: it references {what}, '
-        'which is not a tensor or MMEngine bookkeeping, and unpickling it '
-        'could run code. mmkd loads every checkpoint with weights_only=True. '
-        'If you wrote this file yourself and trust it, re-save only its '
-        'state_dict (torch.save({"state_dict": ckpt["state_dict"]}, path)).')
+        f'checkpoint {filename!r} could not be read by the weights-only '
+        f'loader ({reason.group(1) if reason else type(exc).__name__}): it '
+        'is not a PyTorch checkpoint (a corrupt, truncated or other file), '
+        'or a plain pickle of more than tensors, which could run code when '
+        'unpickled. Check the path and the file; do not load it with '
+        'weights_only=False unless you wrote it yourself.')
 
 
 class WeightsOnlyTorch(types.ModuleType):
@@ -273,10 +286,7 @@ def patch_checkpoint_loading() -> str:
             try:
                 return original(cls, filename, map_location, logger)
             except pickle.UnpicklingError as exc:
-                if isinstance(exc, UnsafeCheckpointError) or \
-                        not _UNSAFE_REFERENCE.search(str(exc)):
-                    # Ours already, or a file that is not a pickle at all
-                    # (torch: "Unsupported operand"): not a refusal.
+                if isinstance(exc, UnsafeCheckpointError):
                     raise
                 raise _explain_refusal(filename, exc) from exc
 

@@ -38,27 +38,56 @@ def resolve_config(config: str, key: str = 'CONFIG') -> str:
                             f'{osp.abspath(config)})')
 
 
-def detector_config(cfg: dict, key: str = 'model.teacher') -> dict:
-    """The model config MMRazor's builder makes a detector of.
+def _merge(base: dict, override: dict) -> dict:
+    """``override`` merged into ``base`` (a copy) as a child config merges
+    into its base: dicts key by key, ``_delete_=True`` replaces."""
+    merged = copy.deepcopy(base)
+    for name, value in override.items():
+        if isinstance(value, dict) and value.get('_delete_'):
+            merged[name] = {k: v for k, v in value.items() if k != '_delete_'}
+        elif isinstance(value, dict) and isinstance(merged.get(name), dict):
+            merged[name] = _merge(merged[name], value)
+        else:
+            merged[name] = copy.deepcopy(value)
+    return merged
 
-    ``cfg`` is a model config (returned as a copy), or a reference in
-    MMRazor's form, ``dict(cfg_path='mmdet::retinanet/x.py',
-    pretrained=False)``: then the ``model`` of that config with
-    ``_scope_`` its package, as ``mmengine.hub.get_model`` (what MMRazor's
-    ``build_razor_model_from_cfg`` calls) builds it. For code that reads or
-    changes a detector's settings (the benchmark, the student export,
-    tests); a distiller builds a reference itself.
+
+def detector_config(cfg: dict, key: str = 'model.teacher') -> dict:
+    """The model config of a detector given as a model config or named by
+    its config, as MMRazor's configs name a teacher.
+
+    ``cfg`` is a model config (returned as a copy), or a reference,
+    ``dict(cfg_path='mmdet::retinanet/x.py', pretrained=False)``: then the
+    ``model`` of that config (with its ``data_preprocessor`` and
+    ``_scope_`` its package, as ``mmengine.hub.get_model`` builds it), with
+    any other keys beside ``cfg_path`` **merged into it as a child config
+    would** (``model.teacher.bbox_head.num_classes=3`` changes the head;
+    ``_delete_=True`` in a sub-dict replaces it). That is mmkd's rule: with
+    MMEngine's own builder such keys are only default arguments, ignored
+    where the config sets them. mmkd's distillers build a referenced
+    teacher through this; the export, the benchmark and tests read
+    detectors through it.
 
     Raises:
         ValueError: ``pretrained=True`` (MMEngine would load the zoo
             checkpoint while building, without checking that it fits), or
-            a key beside ``cfg_path`` that the config sets itself (MMEngine
-            would ignore it), naming ``key`` and the fix.
+            both ``cfg_path`` and ``type`` (a whole model config merged
+            into a reference: it needs ``_delete_=True``), naming ``key``
+            and the fix.
     """
-    if 'cfg_path' not in cfg or cfg.get('type'):
+    if 'cfg_path' not in cfg:
         return copy.deepcopy(cfg)
-    options = dict(cfg)
+    options = {k: v for k, v in cfg.items() if k != '_scope_'}
     path = options.pop('cfg_path')
+    if 'type' in options:
+        raise ValueError(
+            f'{key} has both cfg_path={path!r} (a detector named by its '
+            f'config, e.g. by the pair base) and type={options["type"]!r} '
+            '(a whole model config): MMEngine merged one into the other. To '
+            f'replace the reference, write {key}=dict(_delete_=True, '
+            'type=..., ...); to change some settings of the referenced '
+            f'detector, give only those keys (e.g. {key}.bbox_head.'
+            'num_classes=3), which mmkd merges into its config\'s model')
     if options.pop('pretrained', False):
         raise ValueError(
             f'{key}.pretrained=True: MMEngine would load the zoo checkpoint '
@@ -67,21 +96,14 @@ def detector_config(cfg: dict, key: str = 'model.teacher') -> dict:
             'model.teacher_ckpt (loaded strictly, when first needed)')
     from mmengine.hub import get_config
     base = get_config(path)
-    model = copy.deepcopy(base.model)
+    model = copy.deepcopy(base.model).to_dict()
     if 'data_preprocessor' in base:  # as get_model does
-        model.data_preprocessor = copy.deepcopy(base.data_preprocessor)
-    options.pop('_scope_', None)
-    ignored = sorted(name for name in options if name in model)
-    if ignored:
-        raise ValueError(
-            f'{key}: {", ".join(f"{key}.{n}" for n in ignored)} would be '
-            f'ignored: beside cfg_path MMEngine passes keys as default '
-            f'arguments, and {path!r} sets them itself. Drop them, or write '
-            f'{key} as a whole model config (dict(_scope_=\'mmdet\', '
-            "type=..., ...)) or as the cfg_path of a config of your own")
-    model.update(options)  # what get_model passes as default_args
-    model._scope_ = path.split('::', 1)[0]
-    return model
+        model['data_preprocessor'] = copy.deepcopy(
+            base.data_preprocessor).to_dict()
+    model = _merge(model, options)
+    model['_scope_'] = path.split('::', 1)[0]
+    from mmengine.config import ConfigDict
+    return ConfigDict(model)
 
 
 __all__ = ['detector_config', 'package_dir', 'resolve_config']

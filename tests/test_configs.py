@@ -356,37 +356,74 @@ def test_pair_base_names_its_detectors_by_mmdet_config(pair, mmdet_zoo):
         assert distiller.levels == tuple(range(outs(student.neck)))
 
 
-def test_detector_config_refuses_what_mmengine_would_not_do():
-    """``pretrained=True`` (a non-strict zoo load while building) and a key
-    beside cfg_path that the config sets itself (MMEngine passes such keys
-    as default arguments: ignored) stop with the key and the fix; a key
-    the config does not set is added, as MMEngine's builder adds it."""
+def test_detector_config_merges_settings_and_refuses_the_rest():
+    """Keys beside cfg_path change the referenced config's model as a child
+    config would (a user's teacher with its own classes); ``pretrained=True``
+    (a non-strict zoo load while building) and a whole model config merged
+    into a reference (no ``_delete_``) stop with the key and the fix."""
     from mmrazor.registry import MODELS as RAZOR_MODELS
     name = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+    mmdet_model = get_config(name).model
     with pytest.raises(ValueError, match='model.teacher.pretrained=True'):
         detector_config(dict(cfg_path=name, pretrained=True))
-    with pytest.raises(ValueError) as info:
-        detector_config(dict(cfg_path=name, bbox_head=dict(num_classes=5)),
-                        'model.architecture')
-    assert 'model.architecture.bbox_head would be ignored' in str(info.value)
-    added = detector_config(dict(cfg_path=name, pretrained=False,
-                                 init_cfg=None))
-    assert 'init_cfg' in added and added.init_cfg is None
+    with pytest.raises(ValueError, match=r'_delete_=True') as info:
+        detector_config(dict(cfg_path=name, type='RetinaNet'))
+    assert 'model.teacher.bbox_head.num_classes=3' in str(info.value)
+    changed = detector_config(dict(cfg_path=name, pretrained=False,
+                                   bbox_head=dict(num_classes=3)),
+                              'model.architecture')
+    assert changed.bbox_head.num_classes == 3
+    # ... and the rest of the head, and the model, as mmdet's config has it
+    assert plain(changed.bbox_head.anchor_generator) == plain(
+        mmdet_model.bbox_head.anchor_generator)
+    assert plain(changed.backbone) == plain(mmdet_model.backbone)
+    assert changed._scope_ == 'mmdet' and changed.type == 'RetinaNet'
+    replaced = detector_config(dict(cfg_path=name, neck=dict(
+        _delete_=True, type='FPN', in_channels=[512, 1024, 2048],
+        out_channels=256, num_outs=5)))
+    assert 'add_extra_convs' not in replaced.neck
     # A model config is returned as it is (a copy).
     model = dict(type='RetinaNet', backbone=dict(depth=18))
     assert detector_config(model) == model and \
         detector_config(model) is not model
-    # mmkd's distillers refuse the same, before building anything.
     algorithm = RAZOR_MODELS.get('StrictFpnTeacherDistill')
-    for teacher, key in ((dict(cfg_path=name, pretrained=True),
-                          'model.teacher.pretrained=True'),
-                         (dict(cfg_path=name, neck=dict(num_outs=3)),
-                          'model.teacher.neck would be ignored')):
-        with pytest.raises(ValueError, match=re.escape(key)) as info:
-            algorithm(architecture=dict(type='RetinaNet'), teacher=teacher,
-                      distiller=dict(type='FpnDistiller'))
-        assert 'teacher_ckpt' in str(info.value) or 'cfg_path' in str(
-            info.value)
+    with pytest.raises(ValueError, match=re.escape(
+            'model.teacher.pretrained=True')):
+        algorithm(architecture=dict(type='RetinaNet'),
+                  teacher=dict(cfg_path=name, pretrained=True),
+                  distiller=dict(type='FpnDistiller'))
+
+
+def test_distiller_builds_a_referenced_teacher_with_its_own_classes(
+        tmp_path):
+    """A user's config on a pair base whose teacher has 3 classes (a
+    custom dataset): ``--cfg-options model.teacher.bbox_head.num_classes=3``
+    builds that head; a whole teacher dict without ``_delete_`` is refused
+    naming it; with ``_delete_`` it replaces the reference."""
+    from mmengine.registry import DefaultScope
+    from mmrazor.registry import MODELS as RAZOR_MODELS
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'pkd',
+                                   'pkd_retinanet_r50_r18_coco.py'))
+    cfg.merge_from_dict({'model.teacher.bbox_head.num_classes': 3,
+                         'model.teacher_ckpt': None})
+
+    def build(model):
+        with DefaultScope.overwrite_default_scope('mmrazor'):
+            return RAZOR_MODELS.build(copy.deepcopy(model))
+
+    algo = build(cfg.model)
+    assert algo.teacher.bbox_head.num_classes == 3
+    assert algo.teacher.backbone.depth == 50
+    whole = plain(get_config(
+        'mmdet::retinanet/retinanet_r18_fpn_1x_coco.py').model)
+    whole['backbone']['init_cfg'] = None
+    merged = copy.deepcopy(cfg.model)
+    merged.teacher.update(whole)  # what MMEngine's merge gives
+    with pytest.raises(ValueError, match=r'_delete_=True'):
+        build(merged)
+    replaced = copy.deepcopy(cfg.model)
+    replaced.teacher = dict(whole, _scope_='mmdet')
+    assert build(replaced).teacher.backbone.depth == 18
 
 
 @pytest.mark.parametrize('path', COCO_CONFIGS, ids=_name)

@@ -31,6 +31,59 @@ def test_unreadable_teacher_checkpoint(
         build_model(cfg).load_teacher()
 
 
+def test_refusals_name_the_reference_and_never_advise_unsafe_loading(
+        tmp_path):
+    """A weights-only refusal is an UnsafeCheckpointError (a CheckpointError
+    and an UnpicklingError) in mmkd's words: the global or getattr it
+    references when there is one, else "could not be read" (garbage bytes,
+    or a plain pickle whose payload would run); never torch's advice to
+    retry with weights_only=False."""
+    import os
+    import pickle
+
+    import numpy as np
+
+    from mmkd.checkpoint import UnsafeCheckpointError, read_checkpoint
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ('echo should-not-run',))
+
+    class Sneaky:
+        def __reduce__(self):
+            return (getattr, (np.ndarray, 'tofile'))
+
+    (tmp_path / 'garbage.pth').write_bytes(b'\x00not a checkpoint' * 10)
+    with open(tmp_path / 'plain.pth', 'wb') as f:
+        pickle.dump(Payload(), f)
+    torch.save({'state_dict': {}, 'x': Payload()}, tmp_path / 'zip.pth')
+    torch.save({'state_dict': {}, 'x': Sneaky()}, tmp_path / 'sneaky.pth')
+    expected = {'garbage': 'could not be read', 'plain': 'could not be read',
+                'zip': 'references posix.system',
+                'sneaky': "references getattr(<class 'numpy.ndarray'>"}
+    for name, words in expected.items():
+        with pytest.raises(UnsafeCheckpointError) as info:
+            read_checkpoint(str(tmp_path / f'{name}.pth'),
+                            'model.teacher_ckpt')
+        message = str(info.value)
+        assert isinstance(info.value, (CheckpointError,
+                                       pickle.UnpicklingError))
+        assert message.startswith('model.teacher_ckpt: ') and \
+            words in message, message
+        assert 'will likely succeed' not in message, message
+
+
+def test_missing_checkpoint_argument_names_the_argument(tmp_path):
+    from mmkd.checkpoint import read_checkpoint
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(str(tmp_path / 'no.pth'), 'CHECKPOINT')
+    assert '--cfg-options' not in str(info.value)
+    assert 'pass the right one as CHECKPOINT' in str(info.value)
+    with pytest.raises(CheckpointError, match=r'--cfg-options '
+                       r'model.teacher_ckpt=PATH'):
+        read_checkpoint(str(tmp_path / 'no.pth'), 'model.teacher_ckpt')
+
+
 def test_teacher_checkpoint_of_other_architecture(
         tmp_path, demo_distill_cfg, build_model):
     # A checkpoint of the *student* architecture given as teacher: same key

@@ -19,9 +19,9 @@ student = _base_.model
 # MMRazor's distillation configs name a teacher (MMRazor's model builder
 # builds it; MMEngine refuses two full mmdet configs as bases of one config).
 # Its ImageNet init is not applied: all its weights come from teacher_ckpt.
-# A teacher that differs from its mmdet config cannot be named so (MMEngine
-# passes keys beside cfg_path as defaults, which the config's own override;
-# mmkd refuses them): write such a teacher as a model config.
+# Keys given beside cfg_path (model.teacher.bbox_head.num_classes=3 for a
+# teacher of your own) are merged into that config's model by mmkd; a whole
+# model config replaces the reference with _delete_=True.
 teacher = dict(
     cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
     pretrained=False)

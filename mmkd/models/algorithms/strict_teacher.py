@@ -16,7 +16,11 @@ fingerprint), and a ``mode='loss'`` forward calls it in any case.
 
 The teacher may be named by its MMDetection config, as MMRazor's configs do
 (``teacher=dict(cfg_path='mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
-pretrained=False)``, built by MMRazor's model builder). That config's
+pretrained=False)``). mmkd resolves the reference itself
+(:func:`mmkd.config_files.detector_config`): keys given beside ``cfg_path``
+(``--cfg-options model.teacher.bbox_head.num_classes=3``) are merged into
+that config's model, where MMEngine's builder would ignore the ones the
+config sets. That config's
 ImageNet init (a ``Pretrained`` ``init_cfg``) is never applied to the
 teacher: its weights come from ``teacher_ckpt``, and without one (tests,
 timing) it stays random, with no download.
@@ -49,13 +53,11 @@ class StrictTeacherMixin:
     def __init__(self, *args, teacher_ckpt: Optional[str] = None,
                  **kwargs) -> None:
         teacher = kwargs.get('teacher')
-        if isinstance(teacher, dict) and 'cfg_path' in teacher and (
-                teacher.get('pretrained') or
-                set(teacher) - {'cfg_path', 'pretrained', '_scope_'}):
-            # MMRazor's reference with a non-strict zoo load or keys that
-            # MMEngine would ignore: refused, naming the fix.
+        if isinstance(teacher, dict) and 'cfg_path' in teacher:
+            # A teacher named by its config: its model, with the keys given
+            # beside cfg_path merged in (or refused, naming the fix).
             from mmkd.config_files import detector_config
-            detector_config(teacher, 'model.teacher')
+            kwargs['teacher'] = detector_config(teacher, 'model.teacher')
         super().__init__(*args, teacher_ckpt=None, **kwargs)
         self.teacher_ckpt = teacher_ckpt
         self.teacher_loaded = not teacher_ckpt
