@@ -38,20 +38,6 @@ def resolve_config(config: str, key: str = 'CONFIG') -> str:
                             f'{osp.abspath(config)})')
 
 
-def _merge(base: dict, override: dict) -> dict:
-    """``override`` merged into ``base`` (a copy) as a child config merges
-    into its base: dicts key by key, ``_delete_=True`` replaces."""
-    merged = copy.deepcopy(base)
-    for name, value in override.items():
-        if isinstance(value, dict) and value.get('_delete_'):
-            merged[name] = {k: v for k, v in value.items() if k != '_delete_'}
-        elif isinstance(value, dict) and isinstance(merged.get(name), dict):
-            merged[name] = _merge(merged[name], value)
-        else:
-            merged[name] = copy.deepcopy(value)
-    return merged
-
-
 def detector_config(cfg: dict, key: str = 'model.teacher') -> dict:
     """The model config of a detector given as a model config or named by
     its config, as MMRazor's configs name a teacher.
@@ -96,14 +82,12 @@ def detector_config(cfg: dict, key: str = 'model.teacher') -> dict:
             'model.teacher_ckpt (loaded strictly, when first needed)')
     from mmengine.hub import get_config
     base = get_config(path)
-    model = copy.deepcopy(base.model).to_dict()
+    model = copy.deepcopy(base.model)
     if 'data_preprocessor' in base:  # as get_model does
-        model['data_preprocessor'] = copy.deepcopy(
-            base.data_preprocessor).to_dict()
-    model = _merge(model, options)
-    model['_scope_'] = path.split('::', 1)[0]
-    from mmengine.config import ConfigDict
-    return ConfigDict(model)
+        model.data_preprocessor = copy.deepcopy(base.data_preprocessor)
+    model.merge(options)  # as a child config merges (_delete_ included)
+    model._scope_ = path.split('::', 1)[0]
+    return model
 
 
 __all__ = ['detector_config', 'package_dir', 'resolve_config']

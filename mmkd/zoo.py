@@ -36,6 +36,7 @@ _BLOCK = re.compile(r'^<!-- zoo:start[^\n]*-->\n.*?^<!-- zoo:end -->$',
 TOP_PAGES = ('README.md', 'docs/model_zoo.md')
 NOT_MEASURED = 'not measured'
 NONE = '—'
+NO_ANCHOR = 'no published KD result for this pair'
 
 
 class ZooError(ValueError):
@@ -110,8 +111,7 @@ def _anchors(model: dict) -> str:
     meta = model.get('Metadata') or {}
     if 'Published anchors' not in meta:
         return NONE
-    return '; '.join(meta['Published anchors']) or \
-        'no published KD result for this pair'
+    return '; '.join(meta['Published anchors']) or NO_ANCHOR
 
 
 def _where(info: dict) -> str:
@@ -237,7 +237,7 @@ def pairs_table(metafiles: List[dict]) -> str:
                 if anchor not in anchors:
                     anchors.append(anchor)
         if not anchors:
-            anchors = ['no published KD result for this pair'] if any(
+            anchors = [NO_ANCHOR] if any(
                 'Published anchors' in m['Metadata'] for _, m in entries) \
                 else [NONE]
         # The config's file-name prefix: vkd, vkd-tokens, ..., student.

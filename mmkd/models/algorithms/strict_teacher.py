@@ -20,10 +20,9 @@ pretrained=False)``). mmkd resolves the reference itself
 (:func:`mmkd.config_files.detector_config`): keys given beside ``cfg_path``
 (``--cfg-options model.teacher.bbox_head.num_classes=3``) are merged into
 that config's model, where MMEngine's builder would ignore the ones the
-config sets. That config's
-ImageNet init (a ``Pretrained`` ``init_cfg``) is never applied to the
-teacher: its weights come from ``teacher_ckpt``, and without one (tests,
-timing) it stays random, with no download.
+config sets. That config's ImageNet init (a ``Pretrained`` ``init_cfg``) is
+never applied to the teacher: its weights come from ``teacher_ckpt``, and
+without one (tests, timing) it stays random, with no download.
 """
 from typing import Optional
 
@@ -32,6 +31,8 @@ from mmrazor.models.algorithms.distill.configurable import (
     single_teacher_distill,
 )
 from mmrazor.registry import MODELS
+
+from mmkd.config_files import detector_config
 
 
 def _loads_weights(init_cfg) -> bool:
@@ -56,7 +57,6 @@ class StrictTeacherMixin:
         if isinstance(teacher, dict) and 'cfg_path' in teacher:
             # A teacher named by its config: its model, with the keys given
             # beside cfg_path merged in (or refused, naming the fix).
-            from mmkd.config_files import detector_config
             kwargs['teacher'] = detector_config(teacher, 'model.teacher')
         super().__init__(*args, teacher_ckpt=None, **kwargs)
         self.teacher_ckpt = teacher_ckpt
