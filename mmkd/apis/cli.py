@@ -29,8 +29,14 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
 def run_tool(main, argv=None) -> None:
     """Run a tool's ``main``; a user error (missing data or checkpoint, a
     refused checkpoint, a bad distiller config) prints one message and
-    exits with status 2 instead of a traceback (MMKD_TRACEBACK=1 shows it)."""
+    exits with status 2 instead of a traceback (MMKD_TRACEBACK=1 shows it).
+    A finished distributed run's process group is shut down before the
+    process exits: left to interpreter shutdown, a rank can abort in its gloo
+    threads ("terminate called without an active exception") after the run
+    itself finished, and the launcher then reports the run as failed."""
     import sys
+
+    import torch.distributed as dist
 
     from ..checkpoint import CheckpointError  # UnsafeCheckpointError too
     from ..engine import NonFiniteLossError
@@ -44,3 +50,6 @@ def run_tool(main, argv=None) -> None:
             raise
         print(f'mmkd error: {exc}', file=sys.stderr)
         sys.exit(2)
+    else:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
