@@ -211,16 +211,28 @@ def _pooled_queries_cfg(spec: dict, student_channels: Channels,
         connectors[f'{name}_student'] = _fill(
             connector, CHANNEL_KEYS, (student_channels, teacher_channels))
         student['connector'] = f'{name}_student'
+    teacher_recorders = {f'{name}_t': dict(
+        type=recorder, source=source, layers=teacher_levels)}
+    mapping = dict(preds_S=student, preds_T=teacher)
+    weights = spec.get('weights')
+    if weights == 'teacher_score':
+        teacher_recorders[f'{name}_w'] = dict(
+            type='DetrQueryScores', source=source, layers=teacher_levels)
+        mapping['weight'] = dict(recorder=f'{name}_w', from_student=False,
+                                 data_idx=0)
+    elif weights is not None:
+        raise ValueError(
+            f'DetrDistiller queries weights={weights!r}: choose None (every '
+            "distillation point alike) or 'teacher_score' (each point "
+            "weighted by the teacher's top class score, KD-DETR)")
     return dict(
         type='CheckedDistiller',
         student_recorders={f'{name}_s': dict(
             type=recorder, source=source, layers=levels)},
-        teacher_recorders={f'{name}_t': dict(
-            type=recorder, source=source, layers=teacher_levels)},
+        teacher_recorders=teacher_recorders,
         connectors=connectors,
         distill_losses={f'loss_{name}': copy.deepcopy(loss)},
-        loss_forward_mappings={f'loss_{name}': dict(preds_S=student,
-                                                    preds_T=teacher)})
+        loss_forward_mappings={f'loss_{name}': mapping})
 
 
 def detr_distiller_cfg(student_channels: Channels,
@@ -242,6 +254,8 @@ def detr_distiller_cfg(student_channels: Channels,
       weighting): the layers pooled into ONE term ``loss_query`` with one
       connector and batch statistics over layers x queries;
       ``pool=False``: one term per layer (``loss_query{i}``).
+      ``weights='teacher_score'`` (pooled only) weights each distillation
+      point by the teacher's top class score (KD-DETR's weights).
 
     Every term gets its own connector. The algorithm must be
     :class:`mmkd.models.DinoTeacherDistill` (it runs the teacher as far as
@@ -261,13 +275,19 @@ def detr_distiller_cfg(student_channels: Channels,
         if not spec:
             continue
         allowed = {'levels', 'teacher_levels'} | (
-            {'pool'} if group == 'queries' else set())
+            {'pool', 'weights'} if group == 'queries' else set())
         extra = set(spec) - allowed
         if extra or 'levels' not in spec:
             raise ValueError(
                 f'DetrDistiller {group}={spec}: expected dict(levels=..., '
                 'teacher_levels=...) (teacher_levels optional' +
-                ('; pool=True/False' if group == 'queries' else '') + ')')
+                ('; pool=True/False, weights=None/\'teacher_score\''
+                 if group == 'queries' else '') + ')')
+        if group == 'queries' and not spec.get('pool', True) and \
+                spec.get('weights') is not None:
+            raise ValueError(
+                f'DetrDistiller queries={spec}: per-query weights need the '
+                'pooled query term; set queries pool=True or weights=None')
         if group == 'queries' and spec.get('pool', True):
             part = _pooled_queries_cfg(spec, student_channels,
                                        teacher_channels, loss, connector)

@@ -97,12 +97,18 @@ SETTINGS = {
 # - vkd_old: mmkd's rule before issue 18 (the student's content queries at
 #   the teacher's boxes, a second decoder pass, one term per decoder layer);
 # - vkd_quarter_points: the teacher's best-ranked quarter of its queries as
-#   the distillation points (KD-DETR's sampling of fewer points).
+#   the distillation points (fewer points);
+# - vkd_quarter_general: that quarter plus an eighth as many random
+#   (KD-DETR's "general") points;
+# - vkd_score_weights: every point, each weighted by the teacher's top class
+#   score (KD-DETR's weights).
 DETR_VARIANTS = {
     'vkd_second_pass': dict(probe='second_pass'),
     'vkd_old': dict(probe='second_pass', query_input='student_content',
                     pool=False),
     'vkd_quarter_points': dict(num_points='quarter'),
+    'vkd_quarter_general': dict(num_points='quarter', num_general='eighth'),
+    'vkd_score_weights': dict(weights='teacher_score'),
 }
 DETR_METHODS = ('student', 'teacher_fwd', 'teacher_fwd_tokens', 'vkd',
                 'vkd_tokens') + tuple(DETR_VARIANTS)
@@ -160,11 +166,13 @@ def build_detr_method(method: str, setting: str):
             if method.endswith('_tokens'):
                 model.distiller.queries = None
             variant = dict(DETR_VARIANTS.get(method, {}))
-            if 'pool' in variant:
-                model.distiller.queries.pool = variant.pop('pool')
-            if variant.get('num_points') == 'quarter':
-                variant['num_points'] = max(
-                    1, model.architecture.num_queries // 4)
+            for key in ('pool', 'weights'):
+                if key in variant:
+                    model.distiller.queries[key] = variant.pop(key)
+            for key, share in (('num_points', 4), ('num_general', 8)):
+                if key in variant:  # 'quarter' / 'eighth' of the queries
+                    variant[key] = max(
+                        1, model.architecture.num_queries // share)
             model.update(variant)
             built = MODELS.build(model)
     # DINO's own initialisation (without it a random DINO can give NaN

@@ -202,14 +202,18 @@ def run_comparison(work_dir: str = 'work_dirs/compare',
     work_dir = project_path(work_dir)
     ensure_dataset(project_path(data_root))
     data_opts = data_options(data_root) + list(cfg_options or [])
-    teacher_ckpt, _ = ensure_teacher(project_path(teacher_work_dir),
-                                     data_opts, config=teacher_config)
+    teacher_ckpt = None  # trained or found when a run first needs it:
+    # students alone can run beside the process that trains the teacher
     for seed in seeds:  # seed-major: a cut-short run still compares methods
         for method in methods:
             run_dir = osp.join(work_dir, f'{method}_seed{seed}')
             result_file = osp.join(run_dir, 'result.json')
             if osp.isfile(result_file):
                 continue
+            if teacher_ckpt is None and not method.endswith('student'):
+                teacher_ckpt, _ = ensure_teacher(
+                    project_path(teacher_work_dir), data_opts,
+                    config=teacher_config)
             result = dict(train_method(method, run_dir, teacher_ckpt,
                                        data_opts, seed), seed=seed)
             with open(result_file, 'w') as f:

@@ -27,7 +27,7 @@ COCO = osp.join(ROOT, 'configs', 'vkd', 'vkd_dino_swin-l_r50_coco.py')
 
 # DinoTeacherDistill's own arguments; the fixture's other keywords go to the
 # distiller.
-ALGORITHM_KEYS = ('query_input', 'probe', 'num_points')
+ALGORITHM_KEYS = ('query_input', 'probe', 'num_points', 'num_general')
 
 
 def _build(path, offline_model_cfg, num_classes=None, **distiller):
@@ -285,6 +285,38 @@ def test_query_loss_is_vkd_on_pooled_layers(dino):
     assert abs(float(per_layer) - float(want)) > 1e-4
 
 
+def test_query_weights_are_the_teachers_top_class_scores(dino):
+    """``weights='teacher_score'``: each distillation point's term weighted
+    by the teacher's top class score on it (KD-DETR), max over classes of
+    the sigmoid of the teacher's last decoder layer's classifier, the same
+    weight for the point in every pooled layer; a weighted mean over points
+    of the per-point mean smooth-L1, statistics unweighted."""
+    algo = dino(queries=dict(levels=(0, 1, 2), weights='teacher_score'))
+    n = algo.student.num_queries
+    student, teacher = _Calls(algo.student.decoder), _Calls(
+        algo.teacher.decoder)
+    losses = _loss(algo)
+    s = _group_states(student.calls[0], n)
+    t = teacher.calls[0][1][0]
+    layers = t.shape[0]
+    w = algo.distiller.connectors['query_student'].proj.weight
+    head = algo.teacher.bbox_head
+    score = torch.sigmoid(head.cls_branches[layers - 1](t[-1])).max(-1)[0]
+    weight = score.repeat(1, layers)  # (B, L*N): layer-major, as pooled
+    d = F.smooth_l1_loss(_standardise(torch.cat(list(s), 1) @ w.T),
+                         _standardise(torch.cat(list(t), 1)),
+                         beta=1.0, reduction='none').mean(-1)
+    want = 4.0 * (weight * d).sum() / weight.sum()
+    torch.testing.assert_close(losses['distill.loss_query'], want,
+                               rtol=1e-4, atol=1e-6)
+    assert abs(float(want) - 4.0 * float(d.mean())) > 1e-5  # not unweighted
+    with pytest.raises(ValueError, match='pool=True or weights=None'):
+        dino(queries=dict(levels=(0, 1, 2), pool=False,
+                          weights='teacher_score'))
+    with pytest.raises(ValueError, match="'teacher_score'"):
+        dino(queries=dict(levels=(0, 1, 2), weights='scores'))
+
+
 def test_per_layer_terms_remain_an_option(dino):
     algo = dino(queries=dict(levels=(0, 1, 2), pool=False))
     losses = _loss(algo)
@@ -327,16 +359,19 @@ def _identity_pair(offline_model_cfg, **model):
     return algo
 
 
-@pytest.mark.parametrize('num_points', [None, 10])
+@pytest.mark.parametrize('num_points, num_general', [(None, 0), (10, 0),
+                                                     (10, 6)])
 def test_identity_student_reproduces_the_teachers_queries(offline_model_cfg,
-                                                           num_points):
+                                                           num_points,
+                                                           num_general):
     """The property the pairing exists for: a student that is a copy of the
     teacher's decoder and encoder gives, on the distillation points, the
     teacher's decoder outputs at every layer, and the query loss is ~0 --
     although its own content queries and its own two-stage selection differ
     (its own matching outputs are far from the teacher's)."""
-    algo = _identity_pair(offline_model_cfg, num_points=num_points)
-    n = num_points or algo.teacher.num_queries
+    algo = _identity_pair(offline_model_cfg, num_points=num_points,
+                          num_general=num_general)
+    n = (num_points or algo.teacher.num_queries) + num_general
     student, teacher = _Calls(algo.student.decoder), _Calls(
         algo.teacher.decoder)
     losses = _loss(algo)
@@ -350,6 +385,31 @@ def test_identity_student_reproduces_the_teachers_queries(offline_model_cfg,
     # own content queries at its own boxes) give other outputs.
     own = student.calls[0][1][0][:, :, -n - algo.student.num_queries:-n]
     assert (own[-1][:, :n] - t[-1]).abs().max() > 0.1
+
+
+def test_general_points_are_random_and_shared_by_both_decoders(dino):
+    """``num_general=G``: after the teacher's K points, G points with
+    N(0, 1) content and sigmoid(N(0, 1)) boxes, the same for every image,
+    new at every step, and the same in both decoders."""
+    algo = dino(num_points=10, num_general=40)
+    student, teacher = _Calls(algo.student.decoder), _Calls(
+        algo.teacher.decoder)
+    _loss(algo, seed=0)
+    _loss(algo, seed=1)
+    calls = [c[0] for c in teacher.calls]
+    for call, s_call in zip(calls, (c[0] for c in student.calls)):
+        query, refs = call['query'], call['reference_points']
+        assert query.shape[1] == refs.shape[1] == 50
+        general, boxes = query[:, 10:], refs[:, 10:]
+        assert torch.equal(general[0], general[1])  # one draw per batch
+        assert torch.equal(boxes[0], boxes[1])
+        assert 0 < float(boxes.min()) and float(boxes.max()) < 1
+        assert abs(float(general.std()) - 1) < 0.1  # N(0, 1) content
+        assert abs(float(general.mean())) < 0.1
+        torch.testing.assert_close(s_call['query'][:, -50:], query)
+        torch.testing.assert_close(s_call['reference_points'][:, -50:], refs)
+    assert not torch.equal(calls[0]['query'][:, 10:],
+                           calls[1]['query'][:, 10:])
 
 
 def test_student_content_variant_differs_from_the_teachers_queries(
@@ -563,6 +623,7 @@ def test_pairing_needs_equal_query_counts(offline_model_cfg):
      r"'second_pass'"),
     ('num_points', 0, r'model.num_points=0; give an int in 1..100'),
     ('num_points', 101, r'model.num_points=101'),
+    ('num_general', -1, r'model.num_general=-1; give an int >= 0'),
 ])
 def test_algorithm_options_are_checked(offline_model_cfg, key, value,
                                        match):
@@ -697,4 +758,13 @@ def test_deformable_detr_tokens_come_for_free(mmdet_model_cfg):
     model['distiller']['queries'] = dict(levels=(0, ))
     with DefaultScope.overwrite_default_scope('mmdet'), \
             pytest.raises(TypeError, match='queries=None'):
+        MODELS.build(model)
+
+
+def test_general_points_need_the_teachers_content(offline_model_cfg):
+    cfg = Config.fromfile(osp.join(DEMO, 'vkd-content_dino_shapes.py'))
+    model = offline_model_cfg(cfg.model)
+    model.num_general = 8
+    with DefaultScope.overwrite_default_scope('mmdet'), \
+            pytest.raises(ValueError, match="num_general needs model.query_"):
         MODELS.build(model)

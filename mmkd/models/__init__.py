@@ -8,9 +8,14 @@ from .algorithms import (
 from .connectors import ProjectorConnector
 from .distillers import CheckedDistiller, DistillerConfigError
 from .losses import OrthoDistillLoss
-from .recorders import DetrDecoderQueriesRecorder, DetrEncoderLevelsRecorder
+from .recorders import (
+    DetrDecoderQueriesRecorder,
+    DetrEncoderLevelsRecorder,
+    DetrQueryScoresRecorder,
+)
 
 __all__ = ['CheckedDistiller', 'DistillerConfigError', 'DinoTeacherDistill',
            'StrictFpnTeacherDistill', 'StrictSingleTeacherDistill',
            'ProjectorConnector', 'OrthoDistillLoss',
-           'DetrDecoderQueriesRecorder', 'DetrEncoderLevelsRecorder']
+           'DetrDecoderQueriesRecorder', 'DetrEncoderLevelsRecorder',
+           'DetrQueryScoresRecorder']

@@ -270,6 +270,8 @@ def test_dino_setting_floor_includes_the_teachers_decoder(monkeypatch):
     assert calls['teacher_fwd_tokens']['teacher.decoder'] == 0
     assert calls['vkd']['decoder'] == 1  # the points ride in its own call
     assert calls['vkd_quarter_points']['decoder'] == 1
+    assert calls['vkd_quarter_general']['decoder'] == 1
+    assert calls['vkd_score_weights']['decoder'] == 1
     assert calls['vkd_second_pass']['decoder'] == 2
     assert calls['vkd_old']['decoder'] == 2
     assert calls['vkd_tokens']['decoder'] == 1
@@ -289,3 +291,19 @@ def test_dino_setting_floor_includes_the_teachers_decoder(monkeypatch):
         assert out[method]['over_floor'] == pytest.approx(
             out[method]['step_s'] / out[floor]['step_s'])
         assert 0 < out[method]['distill_share'] < 1
+
+
+def test_dino_variants_are_built_as_named():
+    """The KD-DETR variants: a quarter of the 100 queries (25) plus an
+    eighth as many random points (12); every point with the teacher's score
+    as its weight (a teacher-side scores recorder fed to the query loss)."""
+    sampled = benchmark.build_detr_method('vkd_quarter_general', 'dino_demo')
+    assert (sampled.num_points, sampled.num_general) == (25, 12)
+    weighted = benchmark.build_detr_method('vkd_score_weights', 'dino_demo')
+    assert (weighted.num_points, weighted.num_general) == (None, 0)
+    mapping = weighted.distiller.loss_forward_mappings['loss_query']
+    assert mapping['weight']['recorder'] == 'query_w'
+    recorder = weighted.distiller.teacher_recorders.get_recorder('query_w')
+    assert type(recorder).__name__ == 'DetrQueryScoresRecorder'
+    plain = benchmark.build_detr_method('vkd', 'dino_demo')
+    assert 'weight' not in plain.distiller.loss_forward_mappings['loss_query']

@@ -22,7 +22,8 @@ same outputs; kept to measure against).
 ``query_input='student_content'`` is mmkd's own variant (not from a paper):
 the student's ``n``-th content query at the teacher's ``n``-th box.
 ``num_points=K`` keeps the teacher's K best-ranked queries (its two-stage
-selection is sorted by score; KD-DETR's "specific" points) in both decoders.
+selection is sorted by score) in both decoders; ``num_general=G`` adds G
+random points (KD-DETR's "general" points) to both.
 """
 import math
 from contextlib import contextmanager
@@ -173,6 +174,12 @@ class DinoTeacherDistill(StrictSingleTeacherDistill):
         num_points (int, optional): distil the teacher's ``num_points``
             best-ranked queries only (both decoders run on those). Defaults
             to None: all of its queries.
+        num_general (int): add this many *general* distillation points
+            (KD-DETR's random points) after the teacher's: content queries
+            drawn from N(0, 1) and reference boxes ``sigmoid(N(0, 1))``,
+            fresh every step, the same for every image of the batch, run
+            through both decoders like the teacher's points. Needs
+            ``query_input='teacher'``. Defaults to 0.
         **kwargs: those of MMRazor's ``SingleTeacherDistill`` (and mmkd's
             strict ``teacher_ckpt``). Query terms need a DINO teacher and
             student; token terms need only a ``forward_encoder``
@@ -180,7 +187,8 @@ class DinoTeacherDistill(StrictSingleTeacherDistill):
     """
 
     def __init__(self, query_input: str = 'teacher', probe: str = 'group',
-                 num_points: Optional[int] = None, **kwargs) -> None:
+                 num_points: Optional[int] = None, num_general: int = 0,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         for key, value, choices in (('query_input', query_input,
                                      QUERY_INPUTS), ('probe', probe, PROBES)):
@@ -195,6 +203,7 @@ class DinoTeacherDistill(StrictSingleTeacherDistill):
                 'and its loss is never computed); remove it')
         self.query_input, self.probe_mode = query_input, probe
         self.num_points = num_points
+        self.num_general = num_general
         self.teacher.eval()
         self._teacher_depth = _depth(self.distiller.teacher_recorders)
         self._student_depth = _depth(self.distiller.student_recorders)
@@ -228,6 +237,17 @@ class DinoTeacherDistill(StrictSingleTeacherDistill):
                 f'DinoTeacherDistill: model.num_points={n!r}; give an int in '
                 f'1..{teacher.num_queries} (the teacher\'s num_queries) or '
                 'None for all of them')
+        g = self.num_general
+        if not isinstance(g, int) or isinstance(g, bool) or g < 0:
+            raise ValueError(
+                f'DinoTeacherDistill: model.num_general={g!r}; give an int '
+                '>= 0 (0: the teacher\'s points only)')
+        if g and self.query_input != 'teacher':
+            raise ValueError(
+                'DinoTeacherDistill: model.num_general needs model.'
+                "query_input='teacher' (a general point has no index, so "
+                "there is no student content query to take); set "
+                'num_general=0 or query_input=\'teacher\'')
         if self.query_input == 'teacher' and \
                 teacher.embed_dims != student.embed_dims:
             # mmdet's DINO ties embed_dims to its 128 sine features (256), so
@@ -275,9 +295,26 @@ class DinoTeacherDistill(StrictSingleTeacherDistill):
         k = self.num_points or queries['query'].shape[1]
         points = {key: queries[key][:, :k].detach()
                   for key in ('query', 'reference_points')}
+        if self.num_general:
+            points = self._add_general_points(points)
         dec_in.update(queries, **points)
         teacher.forward_decoder(**dec_in)
         return points
+
+    def _add_general_points(self, points: Dict[str, torch.Tensor]
+                            ) -> Dict[str, torch.Tensor]:
+        """KD-DETR's general points after the teacher's: random content
+        queries N(0, 1) and boxes sigmoid(N(0, 1)) (centre and size around
+        half the image), one draw per step for the whole batch."""
+        query, refs = points['query'], points['reference_points']
+        b, g = query.shape[0], self.num_general
+        content = torch.randn(g, query.shape[2], device=query.device,
+                              dtype=query.dtype)
+        boxes = torch.randn(g, refs.shape[2], device=refs.device,
+                            dtype=refs.dtype).sigmoid()
+        return dict(
+            query=torch.cat([query, content.expand(b, -1, -1)], 1),
+            reference_points=torch.cat([refs, boxes.expand(b, -1, -1)], 1))
 
     def teacher_forward(self, batch_inputs: torch.Tensor, data_samples
                         ) -> Optional[Dict[str, torch.Tensor]]:

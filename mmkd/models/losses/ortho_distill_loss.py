@@ -1,3 +1,5 @@
+from typing import Optional
+
 import torch
 from mmrazor.registry import MODELS
 from torch import Tensor, nn
@@ -85,8 +87,15 @@ class OrthoDistillLoss(nn.Module):
         self.eps = float(eps)
         self.loss_weight = float(loss_weight)
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        """preds_S: projected student features; preds_T: teacher features."""
+    def forward(self, preds_S: Tensor, preds_T: Tensor,
+                weight: Optional[Tensor] = None) -> Tensor:
+        """preds_S: projected student features; preds_T: teacher features;
+        weight (optional): one non-negative weight per position of the
+        teacher's map, ``(B, 1, H, W)`` (or ``(B, H, W)``). With a weight the
+        mean over positions becomes a weighted mean,
+        ``sum_p w_p mean_c d_cp / sum_p w_p`` (the plain mean when every
+        ``w_p`` is equal); the normalisation's statistics stay unweighted.
+        Used for DETR queries weighted by the teacher's class score."""
         if preds_S.shape[:2] != preds_T.shape[:2]:
             raise ValueError(
                 f'OrthoDistillLoss got student {tuple(preds_S.shape)} and '
@@ -102,12 +111,35 @@ class OrthoDistillLoss(nn.Module):
             norm = NORMS[self.norm]
             distance = DISTANCES[self.distance]
             preds_S, preds_T = norm(preds_S, self.eps), norm(preds_T, self.eps)
-            if self.reduction == 'mean':  # one fused kernel each way
+            if weight is not None:
+                loss = self._weighted_mean(
+                    distance(preds_S, preds_T, self.beta, 'none'), weight)
+            elif self.reduction == 'mean':  # one fused kernel each way
                 loss = distance(preds_S, preds_T, self.beta, 'mean')
             else:
                 loss = REDUCTIONS[self.reduction](
                     distance(preds_S, preds_T, self.beta, 'none'), self.alpha)
         return self.loss_weight * loss
+
+    def _weighted_mean(self, d: Tensor, weight: Tensor) -> Tensor:
+        if self.reduction != 'mean':
+            raise ValueError(
+                f'OrthoDistillLoss reduction={self.reduction!r} takes no '
+                "per-position weight; use reduction='mean' or leave the "
+                'weights out (DetrDistiller queries weights=None)')
+        w = weight.detach().float()
+        if w.dim() == d.dim() - 1:
+            w = w.unsqueeze(1)
+        if d.dim() != 4 or w.shape != (d.shape[0], 1) + d.shape[2:]:
+            raise ValueError(
+                f'OrthoDistillLoss weight {tuple(weight.shape)} does not fit '
+                f'features {tuple(d.shape)}: give one weight per position, '
+                f'({d.shape[0]}, 1) + {tuple(d.shape[2:])}')
+        if not torch.isfinite(w).all() or (w < 0).any():
+            raise ValueError('OrthoDistillLoss weight: weights must be '
+                             'finite and >= 0')
+        per_position = d.mean(dim=1, keepdim=True)
+        return (w * per_position).sum() / w.sum().clamp_min(1e-12)
 
     def extra_repr(self) -> str:
         return (f'norm={self.norm!r}, distance={self.distance!r}, '

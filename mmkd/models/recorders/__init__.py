@@ -1,6 +1,8 @@
 from .detr_recorders import (
     DetrDecoderQueriesRecorder,
     DetrEncoderLevelsRecorder,
+    DetrQueryScoresRecorder,
 )
 
-__all__ = ['DetrDecoderQueriesRecorder', 'DetrEncoderLevelsRecorder']
+__all__ = ['DetrDecoderQueriesRecorder', 'DetrEncoderLevelsRecorder',
+           'DetrQueryScoresRecorder']

@@ -152,3 +152,55 @@ class DetrDecoderQueriesRecorder(_KwargsRecorder):
                 f'teacher_levels (teacher) to indices below {states.shape[0]}')
         pooled = torch.cat([states[i] for i in self.layers], dim=1)
         return [pooled.transpose(1, 2).unsqueeze(-1)]
+
+
+@TASK_UTILS.register_module()
+class DetrQueryScoresRecorder(DetrDecoderQueriesRecorder):
+    """One weight per query: the detector's top class score, max over
+    classes of ``sigmoid(cls_branches[l](h_l))`` for decoder layer
+    ``score_layer``'s output ``h_l`` (the score DINO's head gives that
+    layer's prediction), laid out like :class:`DetrDecoderQueriesRecorder`'s
+    map for the same ``layers``: ``(B, 1, N, 1)`` per layer, or the pooled
+    ``(B, 1, len(layers) * N, 1)`` with query ``n``'s score repeated for
+    every layer. Recorded on the teacher, it is the per-query weight of
+    KD-DETR's distillation points (most of them are background), given to
+    ``OrthoDistillLoss(weight=...)``.
+
+    Args:
+        source (str): the decoder module, ``'decoder'``.
+        layers (Sequence[int], optional): as for ``DetrDecoderQueries``.
+        score_layer (int): the decoder layer whose prediction gives the
+            score. Defaults to -1, the last (the detector's output).
+    """
+
+    def __init__(self, source: str, layers: Optional[Sequence[int]] = None,
+                 score_layer: int = -1, **kwargs) -> None:
+        super().__init__(source, layers=layers, **kwargs)
+        self.score_layer = int(score_layer)
+        self._cls_branches = None
+
+    def prepare_from_model(self, model: Optional[nn.Module] = None) -> None:
+        branches = getattr(getattr(model, 'bbox_head', None),
+                           'cls_branches', None)
+        if branches is None:
+            raise ValueError(
+                'DetrQueryScores: the model has no bbox_head.cls_branches '
+                '(one classifier per decoder layer, as DINO and Deformable '
+                'DETR with box refinement have); leave the query weights out '
+                '(DetrDistiller queries weights=None)')
+        super().prepare_from_model(model)
+        # A list, not an attribute module: the recorder holds no parameters.
+        self._cls_branches = [branches]
+
+    def _maps(self, states: torch.Tensor) -> List[torch.Tensor]:
+        if self.layers is not None and max(self.layers) >= states.shape[0]:
+            return super()._maps(states)  # its error names the keys
+        branches = self._cls_branches[0]
+        layer = self.score_layer % states.shape[0]
+        with torch.no_grad():
+            scores = branches[layer](states[layer]).sigmoid().amax(-1)
+        # (B, N) -> the queries recorder's layout, one channel.
+        per_layer = scores[:, None, :, None]
+        if self.layers is None:
+            return [per_layer] * states.shape[0]
+        return [per_layer.repeat(1, 1, len(self.layers), 1)]

@@ -212,3 +212,41 @@ def test_registered_and_built_from_config():
     with DefaultScope.overwrite_default_scope('mmrazor'):
         loss = MODELS.build(dict(type='OrthoDistillLoss', norm='instance'))
     assert isinstance(loss, OrthoDistillLoss) and loss.norm == 'instance'
+
+
+def test_per_position_weight_is_a_weighted_mean():
+    """sum_p w_p mean_c d_cp / sum_p w_p, statistics unweighted; equal
+    weights give the plain loss."""
+    g = np.random.default_rng(1)
+    s, t = g.normal(size=(2, 8, 6, 1)), g.normal(1, 2, size=(2, 8, 6, 1))
+    w = g.uniform(0, 1, size=(2, 1, 6, 1))
+
+    def bn(x):
+        m = x.mean(axis=(0, 2, 3), keepdims=True)
+        v = ((x - m)**2).mean(axis=(0, 2, 3), keepdims=True)
+        return (x - m) / np.sqrt(v + 1e-5)
+    per_position = np_smooth_l1(bn(s) - bn(t)).mean(axis=1, keepdims=True)
+    want = 3.0 * (w * per_position).sum() / w.sum()
+    loss = OrthoDistillLoss(loss_weight=3.0)
+    got = loss(torch.from_numpy(s), torch.from_numpy(t), torch.from_numpy(w))
+    assert got.item() == pytest.approx(want, rel=1e-5)
+    # (B, H, W) weights are the same; equal weights are the plain mean.
+    got = loss(torch.from_numpy(s), torch.from_numpy(t),
+               torch.from_numpy(w[:, 0]))
+    assert got.item() == pytest.approx(want, rel=1e-5)
+    equal = loss(torch.from_numpy(s), torch.from_numpy(t),
+                 torch.full((2, 1, 6, 1), 0.3, dtype=torch.float64))
+    assert equal.item() == pytest.approx(3.0 * np_vkd(s, t), rel=1e-5)
+
+
+@pytest.mark.parametrize('weight, kwargs, match', [
+    (torch.ones(2, 1, 5, 1), {}, r'weight \(2, 1, 5, 1\) does not fit'),
+    (-torch.ones(2, 1, 6, 1), {}, 'finite and >= 0'),
+    (torch.full((2, 1, 6, 1), float('nan')), {}, 'finite and >= 0'),
+    (torch.ones(2, 1, 6, 1), dict(reduction='logsum'),
+     "reduction='logsum' takes no per-position weight"),
+])
+def test_bad_weights_are_refused(weight, kwargs, match):
+    s, t = torch.randn(2, 8, 6, 1), torch.randn(2, 8, 6, 1)
+    with pytest.raises(ValueError, match=match):
+        OrthoDistillLoss(**kwargs)(s, t, weight)
