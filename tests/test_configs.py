@@ -45,6 +45,8 @@ METHODS = {
 FPN_METHODS = tuple(METHODS)
 # VkD on a DETR, tokens only: VkD's recipe without the query terms.
 METHODS['vkd-tokens'] = METHODS['vkd']
+# mmkd's own query rule (the student's content at the teacher's boxes).
+METHODS['vkd-content'] = METHODS['vkd']
 # COCO pair -> (teacher, student) mmdet configs and the student's epochs.
 PAIRS = {
     'rtmdet_l_s': ('rtmdet/rtmdet_l_8xb32-300e_coco.py',
@@ -249,7 +251,8 @@ def _check_detr_distiller(cfg, teacher_cfg, model, path):
         want.append('loss_query')
         recorder = model.distiller.student_recorders.get_recorder('query_s')
         assert recorder.layers == list(distiller.queries.levels)
-        assert model.query_input == 'teacher'
+        assert model.query_input == ('student_content' if _method(path) ==
+                                     'vkd-content' else 'teacher')
     assert sorted(model.distiller.distill_losses) == sorted(want)
     if distiller.get('connector'):
         assert sorted(model.distiller.connectors) == sorted(
@@ -268,7 +271,7 @@ def _check_detr_distiller(cfg, teacher_cfg, model, path):
             assert getattr(loss, key) == value, (key, loss)
     if _method(path) == 'vkd-tokens':
         assert not distiller.get('queries')
-    elif _method(path) == 'vkd':
+    elif _method(path) in ('vkd', 'vkd-content'):
         assert distiller.queries.levels == tuple(
             range(cfg.model.architecture.decoder.num_layers))
     if path in COCO_CONFIGS:
