@@ -141,6 +141,14 @@ REDUCTIONS: Dict[str, Callable[[Tensor, float], Tensor]] = {
 RESIZE_MODES = ('student', 'teacher', 'none')
 
 
+def weighted_mean(d: Tensor, weight: Tensor) -> Tensor:
+    """``sum_p w_p mean_c d_cp / sum_p w_p``: elementwise distances ``d``
+    (B, C, H, W) averaged over channels, then over positions with one weight
+    per position ``weight`` (B, 1, H, W); equal weights give ``d.mean()``."""
+    per_position = d.mean(dim=1, keepdim=True)
+    return (weight * per_position).sum() / weight.sum().clamp_min(1e-12)
+
+
 def match_spatial(preds_S: Tensor, preds_T: Tensor, resize: str) -> tuple:
     """Bring both maps to one spatial size (bilinear), or refuse with both
     shapes."""

@@ -11,6 +11,7 @@ from .functional import (
     RESIZE_MODES,
     check_choice,
     match_spatial,
+    weighted_mean,
 )
 
 
@@ -138,8 +139,7 @@ class OrthoDistillLoss(nn.Module):
         if not torch.isfinite(w).all() or (w < 0).any():
             raise ValueError('OrthoDistillLoss weight: weights must be '
                              'finite and >= 0')
-        per_position = d.mean(dim=1, keepdim=True)
-        return (w * per_position).sum() / w.sum().clamp_min(1e-12)
+        return weighted_mean(d, w)
 
     def extra_repr(self) -> str:
         return (f'norm={self.norm!r}, distance={self.distance!r}, '

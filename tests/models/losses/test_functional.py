@@ -232,3 +232,12 @@ def test_mean_matches_formula():
 def test_check_choice_lists_allowed_values():
     with pytest.raises(ValueError, match=r"norm='bn'.*\['batch'"):
         Fn.check_choice('norm', 'bn', Fn.NORMS)
+
+
+def test_weighted_mean_matches_formula():
+    g = np.random.default_rng(3)
+    d, w = g.uniform(size=(2, 3, 4, 5)), g.uniform(size=(2, 1, 4, 5))
+    want = sum(w[b, 0, i, j] * d[b, :, i, j].mean() for b in range(2)
+               for i in range(4) for j in range(5)) / w.sum()
+    got = Fn.weighted_mean(torch.from_numpy(d), torch.from_numpy(w))
+    assert got.item() == pytest.approx(want, rel=1e-10)
