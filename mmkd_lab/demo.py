@@ -277,8 +277,10 @@ def collect_comparison(work_dir: str, methods=tuple(DEMO_METHODS)
 
 def comparison_table(runs: Dict[str, List[dict]],
                      teacher_map: Optional[float] = None) -> str:
-    """Mean +- std over seeds of mAP and AP_small, step time vs the student
-    alone (the run named ``student`` or ``*_student``); with the teacher's
+    """Mean +- std over seeds of mAP and AP_small, of the mAP difference
+    from the student alone with the same seed (runs paired by ``seed``),
+    step time vs the student alone (the run named ``student`` or
+    ``*_student``); with the teacher's
     mAP, the share of the teacher-student gap each method closes,
     (mAP - student) / (teacher - student), on the seed means."""
     import numpy as np
@@ -298,9 +300,21 @@ def comparison_table(runs: Dict[str, List[dict]],
                  if base else None)
     gap = (teacher_map - float(np.mean(maps(base)))
            if base and teacher_map is not None else None)
-    rows = ['| method | seeds | bbox mAP | AP_small | AP50 | share of the '
-            'teacher-student gap closed | step time / student |',
-            '|---|---|---|---|---|---|---|']
+    def paired(rs):
+        # Same seed, same data order and initialisation: the difference per
+        # seed has a spread of its own, often narrower than the seeds'.
+        if not base:
+            return '-'
+        own = {r.get('seed', i): r.get('coco/bbox_mAP', 0.0)
+               for i, r in enumerate(base)}
+        diffs = [r.get('coco/bbox_mAP', 0.0) - own[r.get('seed', i)]
+                 for i, r in enumerate(rs) if r.get('seed', i) in own]
+        return stat(diffs) if diffs else '-'
+
+    rows = ['| method | seeds | bbox mAP | AP_small | AP50 | mAP - student, '
+            'same seed | share of the teacher-student gap closed | '
+            'step time / student |',
+            '|---|---|---|---|---|---|---|---|']
     for method, rs in runs.items():
         if not rs:
             continue
@@ -312,7 +326,7 @@ def comparison_table(runs: Dict[str, List[dict]],
             f"| {method} | {len(rs)} | {stat(maps(rs))} | "
             f"{stat([r.get('coco/bbox_mAP_s', 0.0) for r in rs])} | "
             f"{stat([r.get('coco/bbox_mAP_50', 0.0) for r in rs])} | "
-            f'{share} | {step} |')
+            f'{paired(rs)} | {share} | {step} |')
     return '\n'.join(rows)
 
 

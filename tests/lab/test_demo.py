@@ -37,22 +37,30 @@ def test_scalars_parsing(tmp_path):
 def test_comparison_table_statistics():
     runs = {
         'student': [{'coco/bbox_mAP': m, 'coco/bbox_mAP_s': s,
-                     'coco/bbox_mAP_50': 0.5, 'step_time': t}
-                    for m, s, t in ((0.20, 0.1, 1.0), (0.22, 0.1, 1.2),
-                                    (0.24, 0.1, 1.1))],
+                     'coco/bbox_mAP_50': 0.5, 'step_time': t, 'seed': seed}
+                    for seed, (m, s, t) in enumerate(
+                        ((0.20, 0.1, 1.0), (0.22, 0.1, 1.2),
+                         (0.24, 0.1, 1.1)))],
         'vkd': [{'coco/bbox_mAP': m, 'coco/bbox_mAP_s': 0.2,
-                 'coco/bbox_mAP_50': 0.6, 'step_time': 1.65}
-                for m in (0.30, 0.31, 0.32)],
+                 'coco/bbox_mAP_50': 0.6, 'step_time': 1.65, 'seed': seed}
+                for seed, m in enumerate((0.30, 0.31, 0.32))],
     }
     table = comparison_table(runs)
     # mean 0.22, sample std 0.02; step ratio 1.65 / median(1.0,1.2,1.1)=1.5
     assert '| student | 3 | 0.220 ± 0.020 |' in table
     assert '| vkd | 3 | 0.310 ± 0.010 |' in table
     assert table.rstrip().endswith('| 1.50 |')
+    # Paired by seed: 0.10, 0.09, 0.08 -> 0.090 ± 0.010 (the student: 0).
+    assert '| 0.600 ± 0.000 | 0.090 ± 0.010 |' in table
+    assert '| 0.500 ± 0.000 | 0.000 ± 0.000 |' in table
+    # Only the seeds both have are paired: seed 2 alone -> 0.08.
+    part = comparison_table({'student': runs['student'],
+                             'vkd': runs['vkd'][2:]})
+    assert '| 0.600 ± 0.000 | 0.080 ± 0.000 |' in part
     # Distillers without a student-alone run: a table, ratios '-'.
     alone = comparison_table({'vkd': runs['vkd']})
     assert alone.rstrip().endswith('| 0.310 ± 0.010 | 0.200 ± 0.000 | '
-                                   '0.600 ± 0.000 | - | - |')
+                                   '0.600 ± 0.000 | - | - | - |')
     # Share of the gap: (0.31 - 0.22) / (0.40 - 0.22) = 0.5, against the
     # student alone under a pair's name too.
     table = comparison_table({'dino_student': runs['student'],
