@@ -1,9 +1,11 @@
 """Methods on the built-in data against one pair's teacher, same schedule
 and seeds; writes a markdown table (mean ± std of mAP and AP_small over
-seeds, share of the teacher-student gap closed, step time vs. the student)
-and a PNG to WORK_DIR. Pairs: ``retinanet`` (the demo's: student alone,
-VkD, SRD and MMRazor's PKD, CWD and MGD) and ``dino`` (docs/detr.md: the
-DINO student alone, VkD tokens, VkD tokens + queries, PKD).
+seeds, the mAP difference from the student alone with the same seed,
+share of the teacher-student gap closed, step time vs. the student) and a
+PNG to WORK_DIR. Pairs: ``retinanet`` (the demo's: student alone, VkD, SRD
+and MMRazor's PKD, CWD and MGD) and ``dino`` (docs/detr.md: the DINO
+student alone, PKD, VkD tokens, VkD tokens + queries with the published
+query rule and with mmkd's student-content rule).
 
     python tools/compare.py --seeds 0 1 2
     python tools/compare.py --pair dino --seeds 0 1 \
