@@ -276,12 +276,13 @@ def collect_comparison(work_dir: str, methods=tuple(DEMO_METHODS)
 
 
 def comparison_table(runs: Dict[str, List[dict]],
-                     teacher_map: Optional[float] = None) -> str:
+                     teacher_map: Optional[float] = None,
+                     paired_with: Optional[str] = None) -> str:
     """Mean +- std over seeds of mAP and AP_small, of the mAP difference
-    from the student alone with the same seed (runs paired by ``seed``),
-    step time vs the student alone (the run named ``student`` or
-    ``*_student``); with the teacher's
-    mAP, the share of the teacher-student gap each method closes,
+    from the student alone with the same seed (runs paired by ``seed``;
+    from method ``paired_with`` instead when given), step time vs the
+    student alone (the run named ``student`` or ``*_student``); with the
+    teacher's mAP, the share of the teacher-student gap each method closes,
     (mAP - student) / (teacher - student), on the seed means."""
     import numpy as np
 
@@ -300,19 +301,23 @@ def comparison_table(runs: Dict[str, List[dict]],
                  if base else None)
     gap = (teacher_map - float(np.mean(maps(base)))
            if base and teacher_map is not None else None)
+    # No finished runs of the reference (yet): that column says '-'.
+    reference = runs.get(paired_with) if paired_with else base
+
     def paired(rs):
         # Same seed, same data order and initialisation: the difference per
-        # seed has a spread of its own, often narrower than the seeds'.
-        if not base:
+        # seed has a spread of its own.
+        if not reference:
             return '-'
         own = {r.get('seed', i): r.get('coco/bbox_mAP', 0.0)
-               for i, r in enumerate(base)}
+               for i, r in enumerate(reference)}
         diffs = [r.get('coco/bbox_mAP', 0.0) - own[r.get('seed', i)]
                  for i, r in enumerate(rs) if r.get('seed', i) in own]
         return stat(diffs) if diffs else '-'
 
-    rows = ['| method | seeds | bbox mAP | AP_small | AP50 | mAP - student, '
-            'same seed | share of the teacher-student gap closed | '
+    rows = ['| method | seeds | bbox mAP | AP_small | AP50 | mAP - '
+            f"{paired_with or 'student'}, same seed | share of the "
+            'teacher-student gap closed | '
             'step time / student |',
             '|---|---|---|---|---|---|---|---|']
     for method, rs in runs.items():

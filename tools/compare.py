@@ -39,6 +39,10 @@ def main(argv=None):
                         help="default: the pair's")
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--cfg-options', nargs='+', default=[])
+    parser.add_argument('--paired-with', choices=list(DEMO_METHODS),
+                        metavar='METHOD',
+                        help='difference column against this method '
+                        '(same seed) instead of the student alone')
     parser.add_argument('--table-only', action='store_true',
                         help='only collect the finished runs into the table')
     parser.add_argument('--dry-run', action='store_true',
@@ -67,7 +71,7 @@ def main(argv=None):
                                         'teacher')).get('coco/bbox_mAP')
     except FileNotFoundError:
         teacher = None
-    table = comparison_table(runs, teacher)
+    table = comparison_table(runs, teacher, args.paired_with)
     work_dir = project_path(args.work_dir)
     with open(osp.join(work_dir, 'comparison.md'), 'w') as f:
         f.write(table + '\n')

@@ -57,6 +57,13 @@ def test_comparison_table_statistics():
     part = comparison_table({'student': runs['student'],
                              'vkd': runs['vkd'][2:]})
     assert '| 0.600 ± 0.000 | 0.080 ± 0.000 |' in part
+    # Against another method: vkd - vkd = 0; student - vkd = -0.090.
+    other = comparison_table(runs, paired_with='vkd')
+    assert 'mAP - vkd, same seed' in other
+    assert '| 0.500 ± 0.000 | -0.090 ± 0.010 |' in other
+    # No runs of the reference yet: that column is '-'.
+    assert '| 0.600 ± 0.000 | - |' in comparison_table(runs,
+                                                        paired_with='srd')
     # Distillers without a student-alone run: a table, ratios '-'.
     alone = comparison_table({'vkd': runs['vkd']})
     assert alone.rstrip().endswith('| 0.310 ± 0.010 | 0.200 ± 0.000 | '
