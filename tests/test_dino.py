@@ -259,18 +259,24 @@ def _group_states(call, n):
     return call[1][0][:, :, -n:]
 
 
+def _query_run(algo):
+    """One training loss of ``algo``, with the student's decoder outputs on
+    the distillation points and the teacher's, each (L, B, N, C)."""
+    n = algo.student.num_queries
+    student, teacher = _Calls(algo.student.decoder), _Calls(
+        algo.teacher.decoder)
+    losses = _loss(algo)
+    return (losses, _group_states(student.calls[0], n),
+            teacher.calls[0][1][0])
+
+
 def test_query_loss_is_vkd_on_pooled_layers(dino):
     """loss_query = 4.0 * mean smooth-L1 between the batch-standardised
     projected student outputs on the distillation points and the teacher's,
     every decoder layer pooled (statistics over layers x queries x batch),
     query n with query n."""
     algo = dino()
-    n = algo.student.num_queries
-    student, teacher = _Calls(algo.student.decoder), _Calls(
-        algo.teacher.decoder)
-    losses = _loss(algo)
-    s = _group_states(student.calls[0], n)
-    t = teacher.calls[0][1][0]
+    losses, s, t = _query_run(algo)
     w = algo.distiller.connectors['query_student'].proj.weight
     pooled_s = torch.cat(list(s), 1) @ w.T  # (B, L*N, C)
     pooled_t = torch.cat(list(t), 1)
@@ -292,12 +298,7 @@ def test_query_weights_are_the_teachers_top_class_scores(dino):
     weight for the point in every pooled layer; a weighted mean over points
     of the per-point mean smooth-L1, statistics unweighted."""
     algo = dino(queries=dict(levels=(0, 1, 2), weights='teacher_score'))
-    n = algo.student.num_queries
-    student, teacher = _Calls(algo.student.decoder), _Calls(
-        algo.teacher.decoder)
-    losses = _loss(algo)
-    s = _group_states(student.calls[0], n)
-    t = teacher.calls[0][1][0]
+    losses, s, t = _query_run(algo)
     layers = t.shape[0]
     w = algo.distiller.connectors['query_student'].proj.weight
     head = algo.teacher.bbox_head
