@@ -145,7 +145,7 @@ def test_recorder_source_typo_suggests_names(demo_distill_cfg, build_model):
 
 def test_loss_argument_name_lists_valid_ones(demo_distill_cfg, build_model):
     with pytest.raises(ValueError, match=r"takes no argument 'student'.*"
-                       r"\['preds_S', 'preds_T'\]"):
+                       r"\['preds_S', 'preds_T', 'weight'\]"):
         build_model(demo_distill_cfg(loss_args=('student', 'teacher')))
 
 

@@ -37,7 +37,8 @@ def test_a_loss_argument_the_loss_does_not_take(demo_distiller):
     with pytest.raises(DistillerConfigError,
                        match=r"loss_forward_mappings.loss.student: "
                        r"OrthoDistillLoss.forward takes no argument "
-                       r"'student'; it takes \['preds_S', 'preds_T'\]"):
+                       r"'student'; it takes "
+                       r"\['preds_S', 'preds_T', 'weight'\]"):
         build(distiller_cfg('CheckedDistiller', arg='student'))
 
 
