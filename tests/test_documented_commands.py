@@ -339,6 +339,23 @@ def check_tool(tool, args, env, shared, command):
                 assert f'| {method} ' in proc.stdout, proc.stdout
         else:
             assert '| op | vkd ms |' in proc.stdout
+    elif tool == 'grad_share':
+        # Without the run's checkpoint and the trained teacher (a random
+        # one): one batch of the built-in data.
+        data = str(shared / 'data')
+        proc = run([sys.executable, '-c', 'from mmkd_lab.data import '
+                    f'ensure_dataset; ensure_dataset({data!r})'], env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        from mmkd_lab.demo import data_options
+        cheap = [a for i, a in enumerate(args) if '--checkpoint' not in (
+            a, args[i - 1] if i else '')]
+        cheap = _option(cheap, '--batches', ['1']) + [
+            '--cfg-options', 'model.teacher_ckpt=None'] + data_options(data)
+        proc = run([sys.executable, osp.join(ROOT, 'tools', 'analysis',
+                                             'grad_share.py')] + cheap, env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        for group in ('backbone', 'decoder', 'connectors', 'all'):
+            assert f'| {group} |' in proc.stdout, proc.stdout
     elif tool == 'compare':
         work = str(shared / 'compare' /
                    osp.basename(args[args.index('--work-dir') + 1])
