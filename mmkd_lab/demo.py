@@ -6,6 +6,8 @@ COCO mAP.
 Configs and the train tool come from the installed package
 (``mmkd/.mim``: the checkout's ``configs/`` and ``tools/`` for an editable
 install); data, teacher and runs go under the current directory."""
+import contextlib
+import fcntl
 import glob
 import json
 import os
@@ -14,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from mmkd.config_files import package_dir
 
@@ -189,6 +191,25 @@ def run_demo(work_dir: str = 'work_dirs/demo',
     return results
 
 
+@contextlib.contextmanager
+def run_lock(run_dir: str, wait: bool) -> Iterator[bool]:
+    """Hold ``<run_dir>.lock`` (an exclusive ``flock``) for the block: True
+    when held, False when another process holds it and ``wait`` is False.
+    The kernel releases it when its holder exits, however it ends, so a
+    killed run leaves no stale lock."""
+    os.makedirs(osp.dirname(run_dir) or '.', exist_ok=True)
+    with open(run_dir + '.lock', 'a') as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def run_comparison(work_dir: str = 'work_dirs/compare',
                    data_root: str = 'data/mmkd_shapes',
                    methods=('student', 'vkd', 'srd', 'pkd', 'cwd', 'mgd'),
@@ -198,26 +219,41 @@ def run_comparison(work_dir: str = 'work_dirs/compare',
                    ) -> Dict[str, List[dict]]:
     """Every method for every seed, one shared teacher (the pair's). Each
     run leaves ``result.json`` in its folder; a finished run is not redone,
-    so several processes (e.g. one per seed) can share a work dir."""
+    so several processes can share a work dir: a run (and the teacher)
+    another process is training is locked (:func:`run_lock`); it is put
+    off to the end, then waited for, never trained twice."""
     work_dir = project_path(work_dir)
     ensure_dataset(project_path(data_root))
     data_opts = data_options(data_root) + list(cfg_options or [])
     teacher_ckpt = None  # trained or found when a run first needs it:
     # students alone can run beside the process that trains the teacher
-    for seed in seeds:  # seed-major: a cut-short run still compares methods
-        for method in methods:
+    # seed-major: a cut-short run still compares methods
+    runs = [(seed, method) for seed in seeds for method in methods]
+    for wait in (False, True):
+        busy = []
+        for seed, method in runs:
             run_dir = osp.join(work_dir, f'{method}_seed{seed}')
             result_file = osp.join(run_dir, 'result.json')
-            if osp.isfile(result_file):
-                continue
-            if teacher_ckpt is None and not method.endswith('student'):
-                teacher_ckpt, _ = ensure_teacher(
-                    project_path(teacher_work_dir), data_opts,
-                    config=teacher_config)
-            result = dict(train_method(method, run_dir, teacher_ckpt,
-                                       data_opts, seed), seed=seed)
-            with open(result_file, 'w') as f:
-                json.dump(result, f, indent=1)
+            with run_lock(run_dir, wait) as held:
+                if not held:
+                    print(f'{method} seed {seed}: another process is '
+                          'training it; coming back to it at the end')
+                    busy.append((seed, method))
+                    continue
+                if osp.isfile(result_file):
+                    continue
+                if teacher_ckpt is None and not method.endswith('student'):
+                    teacher_dir = osp.join(project_path(teacher_work_dir),
+                                           'teacher')
+                    with run_lock(teacher_dir, wait=True):
+                        teacher_ckpt, _ = ensure_teacher(
+                            project_path(teacher_work_dir), data_opts,
+                            config=teacher_config)
+                result = dict(train_method(method, run_dir, teacher_ckpt,
+                                           data_opts, seed), seed=seed)
+                with open(result_file, 'w') as f:
+                    json.dump(result, f, indent=1)
+        runs = busy
     return collect_comparison(work_dir, methods)
 
 

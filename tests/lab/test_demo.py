@@ -155,6 +155,38 @@ def test_collect_comparison_groups_finished_runs(tmp_path):
     assert [r['seed'] for r in runs['vkd']] == [0, 1]
 
 
+def test_comparison_never_trains_a_run_another_process_holds(
+        tmp_path, monkeypatch):
+    """Two processes on one work dir: a run locked by the other one is put
+    off, trained by nobody here once the other finishes it, and the rest
+    are trained once each."""
+    from mmkd_lab import demo
+    work = str(tmp_path / 'work')
+    other = demo.run_lock(osp.join(work, 'student_seed0'), wait=False)
+    assert other.__enter__()  # the other process, training student seed 0
+    trained = []
+
+    def train_method(method, run_dir, teacher_ckpt, data_opts, seed):
+        trained.append((method, seed))
+        os.makedirs(run_dir, exist_ok=True)
+        if len(trained) == 1:  # meanwhile the other process finishes
+            os.makedirs(osp.join(work, 'student_seed0'), exist_ok=True)
+            with open(osp.join(work, 'student_seed0', 'result.json'),
+                      'w') as f:
+                json.dump({'seed': 0, 'coco/bbox_mAP': 0.5}, f)
+            other.__exit__(None, None, None)
+        return {'coco/bbox_mAP': 0.25}
+
+    monkeypatch.setattr(demo, 'train_method', train_method)
+    monkeypatch.setattr(demo, 'ensure_dataset', lambda root: root)
+    monkeypatch.setattr(demo, 'ensure_teacher',
+                        lambda *a, **k: ('teacher.pth', {}))
+    runs = demo.run_comparison(work, 'data', ('student', 'vkd'), (0,))
+    assert trained == [('vkd', 0)]
+    assert runs['student'][0]['coco/bbox_mAP'] == 0.5
+    assert runs['vkd'][0]['coco/bbox_mAP'] == 0.25
+
+
 def test_demo_runs_come_from_the_config_files(tmp_path):
     """Names derived from a made-up configs/demo tree: the folder's detector
     word (its teacher's first word, else the folder's name) drops out, a
