@@ -349,8 +349,13 @@ def check_tool(tool, args, env, shared, command):
         from mmkd_lab.demo import data_options
         cheap = [a for i, a in enumerate(args) if '--checkpoint' not in (
             a, args[i - 1] if i else '')]
-        cheap = _option(cheap, '--batches', ['1']) + [
-            '--cfg-options', 'model.teacher_ckpt=None'] + data_options(data)
+        cheap = _option(cheap, '--batches', ['1'])
+        extra = ['model.teacher_ckpt=None'] + data_options(data)
+        if '--cfg-options' in cheap:  # the command's own options kept
+            i = cheap.index('--cfg-options') + 1
+            cheap = cheap[:i] + extra + cheap[i:]
+        else:
+            cheap = cheap + ['--cfg-options'] + extra
         proc = run([sys.executable, osp.join(ROOT, 'tools', 'analysis',
                                              'grad_share.py')] + cheap, env)
         assert proc.returncode == 0, proc.stderr[-3000:]
