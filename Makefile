@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYTHONHASHSEED := 0
 
-.PHONY: install demo test lint quick-test
+.PHONY: install demo test lint quick-test lock
 
 install:
 	bash tools/install.sh
@@ -23,3 +23,9 @@ lint: install
 # runs, multi-process launches, the wheel install).
 quick-test: install
 	$(PY) -m pytest -q $(XDIST) -m "not slow" tests
+
+# requirements/lock.txt and tools/offline/*.txt, written anew from .venv.
+# To move a pin: edit requirements/*.txt, then in a fresh .venv
+# `MMKD_UNLOCKED=1 bash tools/install.sh` (pip resolves afresh), then this.
+lock:
+	$(PY) tools/lock.py
