@@ -5,7 +5,7 @@ hours into a run."""
 import os
 import os.path as osp
 from functools import lru_cache
-from typing import List
+from typing import List, Optional
 
 from mmengine.config import Config
 
@@ -85,6 +85,95 @@ def check_data(cfg: Config, loaders=('train_dataloader', 'val_dataloader',
         raise PreflightError(
             'the dataset is not on disk; missing:\n  ' + '\n  '.join(missing) +
             '\nHow to get it: ' + (COCO_HELP if is_coco else SHAPES_HELP))
+
+
+# Annotation files up to this size are read to check what they hold (COCO's
+# train2017 file, 448 MiB, is only checked for being empty).
+READ_LIMIT = 64 * 1024 * 1024
+
+
+def _dataset_classes(ds: dict) -> Optional[tuple]:
+    """The classes a dataset config gives: its ``metainfo.classes``, else its
+    class's default METAINFO (CocoDataset's 80), else None."""
+    classes = (ds.get('metainfo') or {}).get('classes')
+    if classes:
+        return tuple(classes)
+    try:
+        import mmdet.datasets  # noqa: F401  (registers them)
+        from mmdet.registry import DATASETS
+        cls = DATASETS.get(ds.get('type', ''))
+    except Exception:  # noqa: BLE001 - an unknown type: nothing to compare
+        return None
+    classes = (getattr(cls, 'METAINFO', None) or {}).get('classes')
+    return tuple(classes) if classes else None
+
+
+def annotation_problems(cfg: Config, loaders=('train_dataloader',
+                                              'val_dataloader',
+                                              'test_dataloader')) -> List[str]:
+    """``'<config key>: <problem>'`` for every annotation file on disk that
+    cannot give a usable dataset: empty, not JSON, without images (or, for
+    training, without boxes), or without the categories the dataset's
+    classes name (MMDetection would silently drop every image)."""
+    import json
+    problems = []
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if not loader_cfg:
+            continue
+        for ds in _datasets(loader_cfg.get('dataset')):
+            ann = ds.get('ann_file')
+            if not ann:
+                continue
+            path = osp.abspath(_join(ds.get('data_root', '') or '', ann))
+            key = f'{loader}.dataset.ann_file'
+            if not osp.isfile(path):
+                continue  # missing_data names it
+            size = osp.getsize(path)
+            if size == 0:
+                problems.append(f'{key}: {path} is empty (0 bytes)')
+                continue
+            if size > READ_LIMIT or not path.endswith('.json'):
+                continue
+            try:
+                with open(path) as f:
+                    data = json.load(f)
+            except ValueError as exc:
+                problems.append(f'{key}: {path} is not JSON ({exc})')
+                continue
+            if not isinstance(data, dict) or not data.get('images'):
+                problems.append(f'{key}: {path} holds no images')
+                continue
+            if loader == 'train_dataloader' and not data.get('annotations'):
+                problems.append(f'{key}: {path} holds no annotations (boxes):'
+                                ' nothing to train on')
+            names = [c.get('name') for c in data.get('categories') or []]
+            classes = _dataset_classes(ds)
+            if 'categories' in data and classes:
+                absent = [c for c in classes if c not in names]
+                if absent:
+                    given = ('metainfo.classes' if (ds.get('metainfo') or {})
+                             .get('classes') else
+                             f'the default classes of {ds.get("type")}')
+                    problems.append(
+                        f'{loader}.dataset.metainfo.classes: {len(absent)} of '
+                        f'the {len(classes)} classes ({given}) are not '
+                        f'categories of {path}, e.g. {absent[:3]}; its '
+                        f'categories: {names[:10]}. Set '
+                        f'{loader}.dataset.metainfo=dict(classes=(...)) to '
+                        "the file's category names, in the order the "
+                        'detector (and the teacher) was trained with')
+    return problems
+
+
+def check_annotations(cfg: Config, loaders=('train_dataloader',
+                                            'val_dataloader',
+                                            'test_dataloader')) -> None:
+    problems = annotation_problems(cfg, loaders)
+    if problems:
+        raise PreflightError(
+            'the dataset cannot be used as configured:\n  ' +
+            '\n  '.join(problems))
 
 
 def hub_cache_path(url: str) -> str:
@@ -204,9 +293,11 @@ def preflight(cfg: Config, train: bool = True) -> None:
     if train and not cfg.get('val_cfg'):
         loaders = ('train_dataloader', )
     check_data(cfg, loaders)
+    check_annotations(cfg, loaders)
     if train:
         check_teacher(cfg)
 
 
-__all__ = ['PreflightError', 'preflight', 'check_data', 'check_imports',
+__all__ = ['PreflightError', 'preflight', 'annotation_problems',
+           'check_annotations', 'check_data', 'check_imports',
            'check_teacher', 'missing_data', 'mmkd_types']

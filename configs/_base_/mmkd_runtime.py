@@ -9,6 +9,8 @@
 # - DropFrozenTeacherHook: checkpoints of a distiller leave out its frozen
 #   teacher (it comes from model.teacher_ckpt) and get it back on load; on a
 #   detector without a teacher it does nothing.
+# - DistillLossRatioHook: logs distill_ratio, the distillation terms' sum over
+#   the detector's own losses, beside the losses (nothing without a teacher).
 # - AtomicCheckpointHook: checkpoints in a local work dir are written whole or
 #   not at all (a temporary file renamed over the target), with the file mode
 #   an ordinary write gives.
@@ -17,4 +19,5 @@ custom_hooks = [
     dict(type='AtomicCheckpointHook'),
     dict(type='FiniteLossHook'),
     dict(type='DropFrozenTeacherHook'),
+    dict(type='DistillLossRatioHook'),
 ]

@@ -8,4 +8,5 @@ custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
 custom_hooks = _base_.custom_hooks + [
     dict(type='FiniteLossHook'),
     dict(type='DropFrozenTeacherHook'),
+    dict(type='DistillLossRatioHook'),
 ]

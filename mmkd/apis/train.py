@@ -8,9 +8,9 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..config_files import resolve_config
-from ..engine import check_distiller_shapes
+from ..engine import check_distiller_shapes, check_teacher_quality
 from ..engine.teacher_checkpoint import load_deferred_teacher
-from ..preflight import preflight
+from ..preflight import PreflightError, preflight
 
 TEACHER_HOOK = 'DropFrozenTeacherHook'
 
@@ -117,12 +117,29 @@ def restore_seed(cfg: Config) -> None:
         cfg.randomness = dict(randomness, seed=seed)
 
 
+def teacher_check_options(cfg: Config) -> dict:
+    """The config's ``teacher_check`` (``batches``, ``min_map``), checked
+    for unknown keys before anything is built."""
+    options = dict(cfg.get('teacher_check') or {})
+    unknown = sorted(set(options) - {'batches', 'min_map'})
+    if unknown:
+        raise PreflightError(
+            f'teacher_check.{unknown[0]}: not an option of the teacher check; '
+            'it takes teacher_check=dict(batches=5, min_map=0.01) (turn it '
+            'off with tools/train.py --skip-teacher-check)')
+    return options
+
+
 def train(config: str, work_dir: Optional[str] = None,
           resume: Optional[str] = None, amp: bool = False,
           auto_scale_lr: bool = False, cfg_options: Optional[dict] = None,
-          launcher: str = 'none') -> Runner:
+          launcher: str = 'none', teacher_check: bool = True) -> Runner:
     """Build the runner for ``config`` and train. ``resume='auto'`` resumes
-    from the latest checkpoint in the work dir, a path from that file."""
+    from the latest checkpoint in the work dir, a path from that file.
+    ``teacher_check``: before the first step, a distiller's loaded teacher is
+    evaluated on the first validation batches and the run stops when its mAP
+    is near zero; the config's ``teacher_check=dict(batches=5,
+    min_map=0.01)`` sets how (:func:`mmkd.engine.check_teacher_quality`)."""
     cfg = load_config(config, cfg_options, work_dir, launcher)
     if amp:
         enable_amp(cfg)
@@ -138,6 +155,7 @@ def train(config: str, work_dir: Optional[str] = None,
         cfg.resume, cfg.load_from = True, resume
     if resume is not None:
         restore_seed(cfg)
+    check_options = teacher_check_options(cfg) if teacher_check else {}
     preflight(cfg, train=True)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
@@ -147,6 +165,8 @@ def train(config: str, work_dir: Optional[str] = None,
     load_deferred_teacher(runner.model)
     # Channels and shapes of every connector and loss, before any step.
     check_distiller_shapes(runner.model)
+    if teacher_check:
+        check_teacher_quality(runner, **check_options)
     runner.train()
     return runner
 

@@ -6,8 +6,11 @@ from .guards import (
                      check_distiller_shapes,
                      check_finite,
 )
+from .loss_ratio import DistillLossRatioHook, distill_ratio
+from .teacher_check import TeacherCheckError, check_teacher_quality
 from .teacher_checkpoint import DropFrozenTeacherHook
 
 __all__ = ['AtomicCheckpointHook', 'AutocastOptimWrapper',
-           'DropFrozenTeacherHook', 'FiniteLossHook', 'NonFiniteLossError',
-           'check_distiller_shapes', 'check_finite']
+           'DistillLossRatioHook', 'DropFrozenTeacherHook', 'FiniteLossHook',
+           'NonFiniteLossError', 'TeacherCheckError', 'check_distiller_shapes',
+           'check_finite', 'check_teacher_quality', 'distill_ratio']

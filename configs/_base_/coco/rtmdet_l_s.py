@@ -48,5 +48,6 @@ custom_hooks = _base_.custom_hooks + [
     dict(type='AtomicCheckpointHook'),
     dict(type='FiniteLossHook'),
     dict(type='DropFrozenTeacherHook'),
+    dict(type='DistillLossRatioHook'),
     dict(type='mmrazor.StopDistillHook', stop_epoch=280),
 ]
