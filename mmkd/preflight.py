@@ -176,6 +176,62 @@ def check_annotations(cfg: Config, loaders=('train_dataloader',
             '\n  '.join(problems))
 
 
+def head_classes(model: dict) -> Optional[int]:
+    """``num_classes`` of a detector config's head (one-stage, DETR and
+    two-stage ``roi_head.bbox_head``, a cascade's stages agreeing; the RPN,
+    class-agnostic, is not one); None where no head states it."""
+    counts = set()
+    for head in (model.get('bbox_head'),
+                 (model.get('roi_head') or {}).get('bbox_head')):
+        for h in head if isinstance(head, (list, tuple)) else [head]:
+            if isinstance(h, dict) and h.get('num_classes') is not None:
+                counts.add(int(h['num_classes']))
+    return counts.pop() if len(counts) == 1 else None
+
+
+def class_count_problems(cfg: Config) -> List[str]:
+    """``'<config key>: <problem>'`` for each detector of the config (a
+    distiller's student and teacher) whose head has another number of
+    classes than the training dataset's ``metainfo.classes``."""
+    from .config_files import detector_config
+    model = cfg.get('model') or {}
+    leaves = _datasets((cfg.get('train_dataloader') or {}).get('dataset'))
+    classes = _dataset_classes(leaves[0]) if leaves else None
+    if not classes:
+        return []
+    if 'architecture' in model:
+        detectors = [('model.architecture', model.get('architecture'))]
+        teacher = model.get('teacher')
+        if isinstance(teacher, dict):
+            try:
+                detectors.append(('model.teacher',
+                                  detector_config(teacher, 'model.teacher')))
+            except (ValueError, FileNotFoundError):
+                pass  # building the model names what is wrong with it
+    else:
+        detectors = [('model', model)]
+    problems = []
+    for key, detector in detectors:
+        count = head_classes(detector or {})
+        if count is not None and count != len(classes):
+            head = 'roi_head.bbox_head' if 'roi_head' in detector and \
+                (detector['roi_head'] or {}).get('bbox_head') else 'bbox_head'
+            problems.append(
+                f'{key}.{head}.num_classes={count}, but the training data '
+                f'has {len(classes)} classes '
+                f'(train_dataloader.dataset.metainfo.classes={classes}): set '
+                f'{key}.{head}.num_classes={len(classes)}, or the metainfo '
+                'to the classes the detector was trained with')
+    return problems
+
+
+def check_class_counts(cfg: Config) -> None:
+    problems = class_count_problems(cfg)
+    if problems:
+        raise PreflightError('the detector does not fit the dataset:\n  ' +
+                             '\n  '.join(problems))
+
+
 def hub_cache_path(url: str) -> str:
     """Where MMEngine's URL loader caches a download (torch hub layout)."""
     from torch.hub import get_dir
@@ -295,9 +351,11 @@ def preflight(cfg: Config, train: bool = True) -> None:
     check_data(cfg, loaders)
     check_annotations(cfg, loaders)
     if train:
+        check_class_counts(cfg)
         check_teacher(cfg)
 
 
 __all__ = ['PreflightError', 'preflight', 'annotation_problems',
-           'check_annotations', 'check_data', 'check_imports',
+           'check_annotations', 'check_class_counts', 'check_data',
+           'check_imports', 'class_count_problems', 'head_classes',
            'check_teacher', 'missing_data', 'mmkd_types']

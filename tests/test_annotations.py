@@ -1,4 +1,5 @@
-"""An annotation file that cannot give a usable dataset stops the run before
+"""An annotation file that cannot give a usable dataset, or a detector whose
+head has another number of classes than the data, stops the run before
 anything is built, naming the config key, the file and what is wrong
 (mmkd.preflight.annotation_problems)."""
 import json
@@ -6,7 +7,13 @@ import json
 import pytest
 from mmengine.config import Config
 
-from mmkd.preflight import PreflightError, annotation_problems, preflight
+from mmkd.preflight import (
+    PreflightError,
+    annotation_problems,
+    class_count_problems,
+    head_classes,
+    preflight,
+)
 
 CLASSES = ('disc', 'triangle', 'cross')
 
@@ -90,3 +97,46 @@ def test_no_metainfo_means_the_dataset_default_classes(cfg):
         problems[0]
     assert 'Set train_dataloader.dataset.metainfo=dict(classes=(...))' in \
         problems[0]
+
+
+# --- the detector's classes against the dataset's ---------------------------
+def test_a_head_with_another_class_count_is_refused(cfg):
+    """The demo student has 5 classes; the data here 3."""
+    with pytest.raises(PreflightError) as info:
+        preflight(cfg, train=True)
+    assert ('model.bbox_head.num_classes=5, but the training data has 3 '
+            "classes (train_dataloader.dataset.metainfo.classes=('disc', "
+            "'triangle', 'cross')): set model.bbox_head.num_classes=3") in \
+        str(info.value)
+    cfg.model.bbox_head.num_classes = 3
+    assert class_count_problems(cfg) == []
+
+
+def test_a_distillers_student_and_teacher_are_both_checked(repo):
+    cfg = Config.fromfile(repo.vkd_demo)
+    assert class_count_problems(cfg) == []
+    teacher = cfg.model.teacher
+    # The demo teacher is a model config; a referenced one is resolved.
+    cfg.model.teacher = dict(cfg_path='mmkd::demo/retinanet_teacher_shapes.py',
+                             pretrained=False,
+                             bbox_head=dict(num_classes=4))
+    problems = class_count_problems(cfg)
+    assert len(problems) == 1 and problems[0].startswith(
+        'model.teacher.bbox_head.num_classes=4, but the training data has 5')
+    cfg.model.teacher = teacher
+    cfg.model.architecture.bbox_head.num_classes = 6
+    assert [p.split(',')[0] for p in class_count_problems(cfg)] == [
+        'model.architecture.bbox_head.num_classes=6']
+
+
+def test_two_stage_heads_and_coco_defaults():
+    assert head_classes(dict(rpn_head=dict(num_classes=1), roi_head=dict(
+        bbox_head=dict(num_classes=80)))) == 80
+    assert head_classes(dict(roi_head=dict(bbox_head=[
+        dict(num_classes=3), dict(num_classes=3)]))) == 3
+    cfg = Config.fromfile('mmkd::vkd/vkd_faster-rcnn_r101_r50_2x_coco.py')
+    assert class_count_problems(cfg) == []  # 80 heads, COCO's 80 classes
+    cfg.model.architecture.roi_head.bbox_head.num_classes = 3
+    assert class_count_problems(cfg)[0].startswith(
+        'model.architecture.roi_head.bbox_head.num_classes=3, but the '
+        'training data has 80 classes')
