@@ -21,15 +21,18 @@ import zipfile
 import pytest
 import torch
 
-from mmkd.apis import gpu_check
-from mmkd.apis.gpu_check import Step
-
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 OFFLINE = osp.join(ROOT, 'tools', 'offline')
 # Requirements of the listed packages that the node's torch brings.
 TORCH_BRINGS = {'typing-extensions', 'filelock', 'sympy', 'mpmath',
                 'networkx', 'jinja2', 'markupsafe', 'fsspec', 'torch'}
 BUILD_TOOLS = {'setuptools', 'wheel', 'ninja'}
+
+
+@pytest.fixture(scope='module')
+def gpu_check(load_tool):
+    """tools/gpu_check.py as a module (it is a script, not part of mmkd)."""
+    return load_tool('gpu_check')
 
 
 def no_network_env(**extra):
@@ -60,7 +63,8 @@ def canonical(name):
 
 
 # --- the plan ----------------------------------------------------------------
-def test_the_steps_fit_ten_minutes_and_name_real_settings_configs(tmp_path):
+def test_the_steps_fit_ten_minutes_and_name_real_settings_configs(
+        tmp_path, gpu_check):
     from mmengine.config import Config
 
     from mmkd_lab.benchmark import DETR_METHODS, SETTINGS
@@ -81,7 +85,7 @@ def test_the_steps_fit_ten_minutes_and_name_real_settings_configs(tmp_path):
         Config.fromfile(config)  # the config exists and loads
 
 
-def test_dry_run_prints_every_step_with_its_budget(tmp_path):
+def test_dry_run_prints_every_step_with_its_budget(tmp_path, gpu_check):
     proc = sh([sys.executable, 'tools/gpu_check.py', '--dry-run',
                '--work-dir', str(tmp_path), '--budget', 'bench-dino=45'])
     assert proc.returncode == 0, proc.stderr
@@ -94,8 +98,8 @@ def test_dry_run_prints_every_step_with_its_budget(tmp_path):
 
 
 # --- running steps and the report --------------------------------------------
-def test_steps_run_in_order_past_a_failure_and_a_time_out(tmp_path):
-    py = sys.executable
+def test_steps_run_in_order_past_a_failure_and_a_time_out(tmp_path, gpu_check):
+    py, Step = sys.executable, gpu_check.Step
     steps = [
         Step('environment', 'passes', [py, '-c', 'print("fine")'], 20,
              needs_cuda=False),
@@ -133,7 +137,7 @@ def test_steps_run_in_order_past_a_failure_and_a_time_out(tmp_path):
     assert '**t**' in text.split('## Figures')[1]
 
 
-def test_figures_are_read_from_the_tools_own_output():
+def test_figures_are_read_from_the_tools_own_output(gpu_check):
     from mmkd_lab.benchmark import format_table, summarise
     times = {'student': [0.10, 0.12], 'teacher_fwd': [0.05, 0.05],
              'vkd': [0.16, 0.17]}
@@ -163,7 +167,7 @@ def test_figures_are_read_from_the_tools_own_output():
         '8 passed, 1 skipped in 20.1s'
 
 
-def test_report_environment_says_what_is_missing():
+def test_report_environment_says_what_is_missing(gpu_check):
     env = dict(python='3.12.4', executable='/n/bin/python', packages=dict(
         torch=dict(version='2.11.0+cu130'), mmengine=dict(version='0.10.7'),
         mmcv=dict(version='2.1.0', ops='CPU only'),
@@ -189,7 +193,7 @@ def test_report_environment_says_what_is_missing():
     assert '**Missing:** nothing.' in gpu_check.format_report(env, [])
 
 
-def test_probe_names_a_package_that_does_not_import(tmp_path):
+def test_probe_names_a_package_that_does_not_import(tmp_path, gpu_check):
     broken = tmp_path / 'mmrazor'
     broken.mkdir()
     (broken / '__init__.py').write_text('raise ImportError("broken here")\n')
@@ -222,7 +226,7 @@ def test_the_check_without_a_gpu_skips_the_gpu_steps(tmp_path):
 
 
 # --- the CUDA fallbacks ------------------------------------------------------
-def test_cuda_fallbacks_compute_what_mmcv_and_mmdet_compute():
+def test_cuda_fallbacks_compute_what_mmcv_and_mmdet_compute(gpu_check):
     msda = importlib.import_module('mmcv.ops.multi_scale_deform_attn')
     nms_module = importlib.import_module('mmcv.ops.nms')  # not ops.nms()
     focal = importlib.import_module('mmdet.models.losses.focal_loss')

@@ -5,6 +5,8 @@ deformable attention, one nccl step on two GPUs. Written on a machine
 without a GPU: not yet run (docs/gpu.md)."""
 import copy
 import os
+import os.path as osp
+import runpy
 import socket
 
 import pytest
@@ -129,7 +131,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _nccl_worker(rank, world, port, out_dir):
+def _nccl_worker(rank, world, port, out_dir, gpu_check):
     import torch.distributed as dist
     from mmengine.config import Config
     from mmengine.model import MMDistributedDataParallel
@@ -137,8 +139,9 @@ def _nccl_worker(rank, world, port, out_dir):
     from mmengine.registry import MODELS, DefaultScope
 
     import mmkd  # noqa: F401
-    from mmkd.apis.gpu_check import install_cuda_fallbacks
-    install_cuda_fallbacks()
+
+    # A fresh process: the fallbacks of conftest.py are not installed here.
+    runpy.run_path(gpu_check)['install_cuda_fallbacks']()
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
     dist.init_process_group('nccl', rank=rank, world_size=world)
     torch.cuda.set_device(rank)
@@ -162,9 +165,11 @@ def _nccl_worker(rank, world, port, out_dir):
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason='needs 2 GPUs')
-def test_one_nccl_step_on_two_gpus(tmp_path):
+def test_one_nccl_step_on_two_gpus(tmp_path, repo):
     import torch.multiprocessing as mp
-    mp.spawn(_nccl_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2)
+    mp.spawn(_nccl_worker, args=(2, _free_port(), str(tmp_path),
+                                 osp.join(repo.tools, 'gpu_check.py')),
+             nprocs=2)
     ranks = [torch.load(tmp_path / f'rank{r}.pth') for r in range(2)]
     for rank in ranks:
         assert all(torch.isfinite(torch.tensor(v))

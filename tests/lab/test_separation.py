@@ -1,9 +1,12 @@
-"""The library and the lab stay apart: ``import mmkd``, a COCO config's model
-and the train tool load nothing of ``mmkd_lab`` (the demo, the benchmark,
-the built-in data), and the lab and the tools read only mmkd's public API.
+"""The library and the lab stay apart: no module of mmkd imports
+``mmkd_lab`` (the demo, the benchmark, the built-in data), ``tools`` or
+``tests``, not even inside a function (read from the sources); ``import
+mmkd``, a COCO config's model and the train tool load nothing of the lab
+(in a process); and the lab and the tools read only mmkd's public API.
 """
 import ast
 import glob
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -11,6 +14,93 @@ import sys
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+# What mmkd may not import: the lab, and the checkout's tools and tests.
+OUTSIDE = ('mmkd_lab', 'tools', 'tests')
+
+
+def outside_imports(source: str, package: str,
+                    filename: str = '<source>') -> list:
+    """Every import in ``source`` (a module of ``package``, e.g.
+    'mmkd.apis'), at any depth, of a module of OUTSIDE or, relative, above
+    the top package: each as ``file:line: text``. The string-literal forms
+    ``importlib.import_module('x')`` and ``__import__('x')`` count too."""
+    parts = package.split('.')
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level > len(parts):  # climbs out of the top package
+                found.append(f'{filename}:{node.lineno}: '
+                             f'{ast.unparse(node)}')
+                continue
+            base = parts[:len(parts) - node.level + 1]
+            names = ['.'.join(base + ([node.module] if node.module else []))]
+        elif isinstance(node, ast.Call) and node.args \
+                and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str) \
+                and ast.unparse(node.func) in (
+                    '__import__', 'import_module', 'importlib.import_module'):
+            names = [node.args[0].value]
+        if any(name.split('.')[0] in OUTSIDE for name in names):
+            found.append(f'{filename}:{node.lineno}: {ast.unparse(node)}')
+    return found
+
+
+def library_sources() -> list:
+    """(path, package) of every .py file of mmkd/ (not through the .mim
+    symlinks: configs and tools are not the library's modules)."""
+    found = []
+    top = osp.join(ROOT, 'mmkd')
+    for folder, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs
+                         if not d.startswith(('.', '__pycache__')))
+        package = osp.relpath(folder, ROOT).replace(os.sep, '.')
+        found += [(osp.join(folder, name), package)
+                  for name in sorted(files) if name.endswith('.py')]
+    return found
+
+
+def test_mmkd_imports_nothing_of_the_lab_tools_or_tests():
+    sources = library_sources()
+    assert any(p.endswith(osp.join('mmkd', 'apis', 'train.py'))
+               for p, _ in sources)
+    found = []
+    for path, package in sources:
+        with open(path) as f:
+            found += outside_imports(f.read(), package,
+                                     osp.relpath(path, ROOT))
+    assert not found, 'mmkd imports outside the library:\n' + '\n'.join(
+        found)
+
+
+@pytest.mark.parametrize('line', [
+    'import mmkd_lab',
+    'def prepare():\n    from mmkd_lab.data import ensure_dataset',
+    'import mmkd_lab.demo as demo',
+    'from tools.train import main',
+    'import tests.conftest',
+    'from ... import mmkd_lab',  # from mmkd/apis/: above mmkd
+    'from ...tools import gpu_check',
+    "importlib.import_module('mmkd_lab.benchmark')",
+    "__import__('tests')",
+])
+def test_outside_imports_finds_an_import_of_the_lab(line):
+    assert outside_imports(line, 'mmkd.apis')
+
+
+def test_outside_imports_lets_the_library_import_itself():
+    source = ('from .. import compat\nfrom ..models import losses\n'
+              'from . import cli\nimport mmkd.models\nimport toolz\n'
+              'from mmdet.models import tests_utils\n'
+              'importlib.import_module(name)\n')
+    assert outside_imports(source, 'mmkd.apis') == []
+    assert outside_imports('from .. import x', 'mmkd') != []
+
 
 # One fresh process (this one has loaded the lab through other tests):
 # import mmkd, load the train tool's imports, build a COCO config's
