@@ -3,6 +3,7 @@ tools shipped in ``mmkd/.mim/tools`` (the checkout's ``tools/``), so that a
 plain ``pip install`` gives the same commands as the repository::
 
     mmkd train mmkd::vkd/vkd_retinanet_r50_r18_coco.py
+    mmkd config --teacher T.py --teacher-ckpt T.pth --student S.py ...
     mmkd demo
     mmkd list
 """
@@ -13,6 +14,9 @@ import sys
 from typing import Dict, List, Optional
 
 from .config_files import package_dir
+
+# Short names of tools: `mmkd config` is tools/make_distill_config.py.
+ALIASES = {'config': 'make_distill_config'}
 
 
 def tools() -> Dict[str, str]:
@@ -26,6 +30,9 @@ def tools() -> Dict[str, str]:
         for name in sorted(os.listdir(folder)):
             if name.endswith('.py') and not name.startswith('_'):
                 found[name[:-3]] = osp.join(folder, name)
+    for alias, name in ALIASES.items():
+        if name in found:
+            found[alias] = found[name]
     return found
 
 

@@ -43,7 +43,9 @@ def detector_config(cfg: dict, key: str = 'model.teacher') -> dict:
     its config, as MMRazor's configs name a teacher.
 
     ``cfg`` is a model config (returned as a copy), or a reference,
-    ``dict(cfg_path='mmdet::retinanet/x.py', pretrained=False)``: then the
+    ``dict(cfg_path='mmdet::retinanet/x.py', pretrained=False)`` (or the
+    path of a config file of your own, which MMRazor's reference does not
+    take: ``cfg_path='/work/my_teacher.py'``): then the
     ``model`` of that config (with its ``data_preprocessor`` and
     ``_scope_`` its package, as ``mmengine.hub.get_model`` builds it), with
     any other keys beside ``cfg_path`` **merged into it as a child config
@@ -80,13 +82,25 @@ def detector_config(cfg: dict, key: str = 'model.teacher') -> dict:
             f'of {path!r} while building the model, with strict=False. Set '
             f'{key}.pretrained=False and give the checkpoint as '
             'model.teacher_ckpt (loaded strictly, when first needed)')
-    from mmengine.hub import get_config
-    base = get_config(path)
+    if '::' in path:
+        from mmengine.hub import get_config
+        base = get_config(path)
+        scope = path.split('::', 1)[0]
+    else:
+        # A config file of your own (mmkd's extension of MMRazor's
+        # reference, which takes package::path names only).
+        from mmengine.config import Config
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'{key}.cfg_path={path!r}: no such config file (looked at '
+                f'{osp.abspath(path)})')
+        base = Config.fromfile(path)
+        scope = base.get('default_scope') or 'mmdet'
     model = copy.deepcopy(base.model)
     if 'data_preprocessor' in base:  # as get_model does
         model.data_preprocessor = copy.deepcopy(base.data_preprocessor)
     model.merge(options)  # as a child config merges (_delete_ included)
-    model._scope_ = path.split('::', 1)[0]
+    model._scope_ = scope
     return model
 
 
