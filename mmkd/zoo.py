@@ -8,9 +8,9 @@ show the results are generated between two marker lines::
     (generated table)
     <!-- zoo:end -->
 
-in three kinds of page: each method folder's ``README.md`` (that folder's
-results), ``README.md`` (every COCO config) and ``docs/model_zoo.md`` (one
-row per teacher -> student pair). ``python tools/zoo.py`` rewrites them;
+in two kinds of page: each method folder's ``README.md`` (that folder's
+results) and ``docs/model_zoo.md``, the zoo's one home (every COCO config,
+by teacher -> student pair). ``python tools/zoo.py`` rewrites them;
 ``--check`` lists the pages that differ from what the metafiles give.
 
 Fields read, besides OpenMMLab's (``Name``, ``In Collection``, ``Config``,
@@ -32,8 +32,8 @@ START = ('<!-- zoo:start (generated from the metafiles by tools/zoo.py: '
 END = '<!-- zoo:end -->'
 _BLOCK = re.compile(r'^<!-- zoo:start[^\n]*-->\n.*?^<!-- zoo:end -->$',
                     re.S | re.M)
-# Pages outside configs/ (absent from an installed package's .mim folder).
-TOP_PAGES = ('README.md', 'docs/model_zoo.md')
+# The page outside configs/ (absent from an installed package's .mim folder).
+ZOO_PAGE = 'docs/model_zoo.md'
 NOT_MEASURED = 'not measured'
 NONE = '—'
 NO_ANCHOR = 'no published KD result for this pair'
@@ -195,26 +195,19 @@ def _method_name(meta: dict, model: dict) -> str:
     return model['In Collection']
 
 
-def _teacher(entries: List[tuple]) -> Optional[dict]:
-    for _, model in entries:
-        ref = _ref(model, 'Teacher')
-        if ref is not None:
-            return ref
-    return None
-
-
 def configs_table(metafiles: List[dict]) -> str:
-    """README.md's table: every config, by pair (links from the root)."""
+    """docs/model_zoo.md's table: every config, by pair, with the result
+    of ours and the published anchors of each (links from docs/)."""
     rows = []
     for entries in _pairs(metafiles).values():
         for meta, model in entries:
             info = model['Metadata']
             method = (f'[{_method_name(meta, model)}]'
-                      f'({_method_readme(meta)})')
+                      f'(../{_method_readme(meta)})')
             if info.get('Notes'):
                 method += f' ({_where(info)})'
-            rows.append([f"`{model['Config']}`", method,
-                         _ref_cell(_ref(model, 'Teacher')),
+            rows.append([f"[`{model['Config']}`](../{model['Config']})",
+                         method, _ref_cell(_ref(model, 'Teacher')),
                          _ref_cell(_ref(model, 'Student')),
                          _schedule(model), _anchors(model),
                          _ap(_box_ap(model))])
@@ -223,45 +216,16 @@ def configs_table(metafiles: List[dict]) -> str:
                    'published anchors for comparison', 'our box AP'], rows)
 
 
-def pairs_table(metafiles: List[dict]) -> str:
-    """docs/model_zoo.md's table: one row per teacher -> student pair, the
-    anchors of all its configs (links from docs/)."""
-    rows = []
-    for entries in _pairs(metafiles).values():
-        teacher = _teacher(entries)
-        student = _ref(entries[0][1], 'Student')
-        anchors = []
-        for _, model in entries:
-            for anchor in (model['Metadata'].get('Published anchors')
-                           or []):
-                if anchor not in anchors:
-                    anchors.append(anchor)
-        if not anchors:
-            anchors = [NO_ANCHOR] if any(
-                'Published anchors' in m['Metadata'] for _, m in entries) \
-                else [NONE]
-        # The config's file-name prefix: vkd, vkd-tokens, ..., student.
-        configs = ', '.join(f"[{m['Name'].split('_')[0]}](../{m['Config']})"
-                            for _, m in entries)
-        rows.append([_ref_cell(teacher), _ref_cell(student),
-                     '; '.join(anchors), configs])
-    return _table(['teacher (box AP, mmdet zoo)',
-                   'student alone (box AP, mmdet zoo)',
-                   'published anchors for comparison', 'configs'], rows)
-
-
 def expected_pages(root: str) -> Dict[str, str]:
     """Page (relative to ``root``) -> its generated table, for every
-    method folder's README and for README.md and docs/model_zoo.md where
-    ``root`` has them."""
+    method folder's README and for docs/model_zoo.md where ``root`` has
+    it."""
     metafiles = load_metafiles(root)
     pages = OrderedDict()
     for meta in metafiles:
         pages[_method_readme(meta)] = method_table(meta)
-    tables = {'README.md': configs_table, 'docs/model_zoo.md': pairs_table}
-    for page in TOP_PAGES:
-        if osp.isfile(osp.join(root, page)):
-            pages[page] = tables[page](metafiles)
+    if osp.isfile(osp.join(root, ZOO_PAGE)):
+        pages[ZOO_PAGE] = configs_table(metafiles)
     return pages
 
 

@@ -108,23 +108,30 @@ def test_collections_point_at_their_pages():
 
 def test_zoo_pages_are_current():
     pages = zoo.expected_pages(ROOT)
+    # docs/model_zoo.md is the zoo's one home: README.md only links to it.
     assert set(pages) == {f'configs/{d}/README.md' for d in METHOD_DIRS} | {
-        'README.md', 'docs/model_zoo.md'}
+        'docs/model_zoo.md'}
     assert zoo.stale_pages(ROOT) == [], \
         'a zoo table differs from the metafiles: run python tools/zoo.py'
-
-
-def test_readme_model_zoo_lists_every_coco_config():
     with open(osp.join(ROOT, 'README.md')) as f:
+        assert zoo.START not in f.read()
+
+
+def test_model_zoo_page_lists_every_coco_config():
+    with open(osp.join(ROOT, 'docs', 'model_zoo.md')) as f:
         doc = f.read()
     for path in COCO_CONFIGS:
-        assert f'| `configs/{osp.relpath(path, CONFIG_DIR)}` |' in doc, path
+        config = f'configs/{osp.relpath(path, CONFIG_DIR)}'
+        # Linked from docs/, to the file and to its method's page.
+        assert f'| [`{config}`](../{config}) | [' in doc, path
+    method_pages = {f'](../configs/{d}/README.md)' for d in METHOD_DIRS}
+    assert all(link in doc for link in method_pages)
 
 
 @pytest.fixture
 def zoo_copy(tmp_path):
     """The metafiles and the pages they generate, copied to tmp_path."""
-    for rel in ['model-index.yml', 'README.md', 'docs/model_zoo.md'] + [
+    for rel in ['model-index.yml', 'docs/model_zoo.md'] + [
             f'configs/{d}/{n}' for d in METHOD_DIRS
             for n in ('README.md', 'metafile.yml')]:
         os.makedirs(osp.dirname(tmp_path / rel), exist_ok=True)
@@ -147,15 +154,14 @@ def test_a_changed_metafile_makes_its_pages_stale(zoo_copy):
     metafile = zoo_copy / 'configs' / 'srd' / 'metafile.yml'
     metafile.write_text(metafile.read_text().replace(
         'box AP: null  # not measured', 'box AP: 40.1  #', 1))
-    # The result appears in the method page and the README's table (the
-    # pairs table of docs/model_zoo.md shows no result of ours).
+    # The result appears in the method page and in the zoo page's table.
     assert zoo.stale_pages(str(zoo_copy)) == ['configs/srd/README.md',
-                                          'README.md']
+                                          'docs/model_zoo.md']
     zoo.write_pages(str(zoo_copy))
     assert zoo.stale_pages(str(zoo_copy)) == []
-    readme = (zoo_copy / 'README.md').read_text()
-    row = next(line for line in readme.splitlines()
-               if line.startswith('| `configs/srd/srd_retinanet_r50_r18'))
+    page = (zoo_copy / 'docs' / 'model_zoo.md').read_text()
+    row = next(line for line in page.splitlines()
+               if line.startswith('| [`configs/srd/srd_retinanet_r50_r18'))
     assert row.endswith('| 40.1 |'), row
 
 
@@ -169,9 +175,8 @@ def test_a_page_without_markers_is_refused(zoo_copy):
 
 
 def test_an_installed_package_checks_its_method_pages_only(zoo_copy):
-    """mmkd/.mim has configs/ and model-index.yml, not README.md or
-    docs/: ``mmkd zoo --check`` there checks the method pages."""
-    os.remove(zoo_copy / 'README.md')
+    """mmkd/.mim has configs/ and model-index.yml, not docs/:
+    ``mmkd zoo --check`` there checks the method pages."""
     shutil.rmtree(zoo_copy / 'docs')
     assert set(zoo.expected_pages(str(zoo_copy))) == {
         f'configs/{d}/README.md' for d in METHOD_DIRS}
