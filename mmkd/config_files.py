@@ -33,7 +33,7 @@ def resolve_config(config: str, key: str = 'CONFIG') -> str:
             return path
         raise FileNotFoundError(
             f'{key} {config!r} does not exist (looked at {path}); '
-            'the configs table in the README lists them')
+            'docs/model_zoo.md lists them')
     raise FileNotFoundError(f'{key} {config!r} does not exist (looked at '
                             f'{osp.abspath(config)})')
 

@@ -4,8 +4,8 @@
     python tools/zoo.py --check    # exit 1, listing the stale pages
 
 Each result is written once, in configs/<method>/metafile.yml; the results
-table of each method README and the zoo tables of README.md and
-docs/model_zoo.md are generated between their ``<!-- zoo:start -->`` and
+table of each method README and the zoo table of docs/model_zoo.md (the
+zoo's one home) are generated between their ``<!-- zoo:start -->`` and
 ``<!-- zoo:end -->`` lines (see mmkd/zoo.py).
 """
 import argparse

@@ -292,7 +292,7 @@ def test_size_reduction(name, tmp_path, demo_distill_cfg, build_model,
         assert torch.equal(value, reference[key]), key
     assert saved['meta']['teacher_dropped']['num_keys'] == len(teacher_keys)
     assert_same(saved['optimizer'], optimizer_before, 'optimizer')
-    # The sizes README.md quotes ("DropFrozenTeacherHook ..."), in MiB.
+    # The sizes docs/usage.md quotes ("DropFrozenTeacherHook ..."), in MiB.
     quoted = {'retinanet_r50_r18': ('293.9', '154.7', '0.53'),
               'demo': ('21.7', '9.0', '0.41')}[name]
     assert (f'{full / 2**20:.1f}', f'{slim / 2**20:.1f}',
