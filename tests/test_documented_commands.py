@@ -256,9 +256,12 @@ def check_shell(command, env, shared):
         proc = run(['make', '-n'] + args, env)
         assert proc.returncode == 0, proc.stderr
         recipe = {'test': 'pytest', 'quick-test': 'not slow', 'lint': 'ruff',
-                  'demo': 'tools/demo.py',
+                  'demo': 'tools/demo.py', 'lock': 'tools/lock.py',
                   'install': 'tools/install.sh'}[args[0]]
-        assert recipe in proc.stdout and 'tools/install.sh' in proc.stdout
+        assert recipe in proc.stdout
+        # Every target installs first, but the lock's (it writes the lock
+        # from what is installed).
+        assert ('tools/install.sh' in proc.stdout) == (args[0] != 'lock')
         return
     if program == 'pip':
         # Building and installing the package is tests/test_packaging.py's
@@ -390,6 +393,17 @@ def check_tool(tool, args, env, shared, command):
             else ['student', 'vkd']
         for method in methods:
             assert f'| {method} |' in proc.stdout, proc.stdout[-2000:]
+    elif tool == 'lock':  # never rewrites the checkout's lock here
+        proc = run(base + ['--check'], env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+        assert 'holds exactly' in proc.stdout
+    elif tool in ('make_distill_config', 'config'):
+        # Its inputs are the user's own detectors: the whole path runs in
+        # tests/test_your_own_detector.py; here the tool answers.
+        base = [sys.executable, osp.join(ROOT, 'tools',
+                                         'make_distill_config.py')]
+        proc = run(base + ['--help'], env)
+        assert proc.returncode == 0 and '--teacher-ckpt' in proc.stdout
     elif tool == 'zoo':  # never rewrites the checkout's pages here
         proc = run(base + ['--check'], env)
         assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
