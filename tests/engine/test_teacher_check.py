@@ -134,3 +134,36 @@ def test_train_tool_stops_on_a_random_teacher_unless_told(
             for run in ('went_on', 'passed'))
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class Blind(Oracle):
+    """Detects nothing (no box above the test score threshold)."""
+
+    def test_step(self, data):
+        out = super().test_step(data)
+        for sample in out:
+            sample.pred_instances = sample.pred_instances[:0]
+        return out
+
+
+def test_a_teacher_that_detects_nothing_is_refused(repo, data):
+    """CocoMetric gives no metrics at all when nothing was detected: that
+    is an mAP of 0, not a check to skip."""
+    import logging
+    from types import SimpleNamespace
+
+    from mmkd.engine import TeacherCheckError, check_teacher_quality
+    loader, evaluator = _val_parts(repo, data)
+    cfg = Config(dict(model=dict(teacher_ckpt='t.pth'),
+                      val_dataloader=dict(batch_size=4),
+                      val_evaluator=dict(type='CocoMetric')))
+    runner = SimpleNamespace(
+        model=SimpleNamespace(teacher=Blind()), cfg=cfg,
+        logger=logging.getLogger('test'),
+        val_loop=SimpleNamespace(dataloader=loader),
+        build_evaluator=lambda _: evaluator)
+    with pytest.raises(TeacherCheckError, match=r'reaches coco/bbox_mAP \(no '
+                       r'detections\) 0\.000 on the first 2 validation'):
+        check_teacher_quality(runner, batches=2)
+    runner.model.teacher = Oracle()
+    assert check_teacher_quality(runner, batches=2) == pytest.approx(1.0)
