@@ -235,6 +235,16 @@ def test_coco_pair_takes_mmkd_runtime_as_a_base(tmp_path):
     assert cfg.model.teacher.cfg_path == R50
 
 
+def test_student_without_a_scope_gets_mmdets(repo, tmp_path):
+    # A config of your own without mmdet:: bases has no _scope_: built from
+    # the mmrazor scope, the student would not be found.
+    student = child(tmp_path, 'unscoped.py', repo.student_demo,
+                    'model = dict(_scope_=None)\n')
+    plan, cfg = write(tmp_path, repo.teacher_demo, student)
+    assert "architecture=dict(_base_.model, _scope_='mmdet')" in plan.text
+    assert cfg.model.architecture._scope_ == 'mmdet'
+
+
 def test_necks_without_a_common_stride_are_refused(repo, narrow, tmp_path):
     teacher = child(tmp_path, 'p2_teacher.py', repo.teacher_demo, """
 model = dict(neck=dict(start_level=0, end_level=0, num_outs=1),
@@ -371,6 +381,27 @@ def test_detr_and_distill_configs_refused(repo, tmp_path):
     with pytest.raises(DistillConfigError) as err:
         write(tmp_path, repo.teacher_demo, repo.vkd_demo)
     assert 'is a distillation config' in str(err.value)
+
+
+@pytest.mark.parametrize('change, expected', [
+    (dict(method='kd'),
+     "--method 'kd': choose one of vkd, srd, pkd, cwd, mgd"),
+    (dict(probe_size=(16, )), '--probe-size (16,): give H [W], each an int'),
+    (dict(out='STUDENT'), 'is one of the input configs'),
+    (dict(out='x.yaml'), 'a config file name ends with .py'),
+], ids=['method', 'probe', 'out-is-input', 'out-not-py'])
+def test_options_refused_before_building(repo, narrow, tmp_path, change,
+                                         expected):
+    args = dict(teacher=repo.teacher_demo, teacher_ckpt=URL,
+                student=narrow, method='vkd', out=str(tmp_path / 'o.py'))
+    args.update(change)
+    if args['out'] == 'STUDENT':
+        args.update(out=narrow, force=True)
+    before = open(narrow).read()
+    with pytest.raises(DistillConfigError) as err:
+        write_distill_config(**args)
+    assert expected in str(err.value)
+    assert open(narrow).read() == before
 
 
 # --- every method ------------------------------------------------------------

@@ -1,14 +1,12 @@
-"""Write one distillation config for your teacher and student (also
-``mmkd config``).
+"""Write one distillation config for your own teacher and student.
 
     python tools/make_distill_config.py --teacher my_teacher.py \
         --teacher-ckpt work_dirs/my_teacher/epoch_12.pth \
         --student my_student.py --method vkd --out configs_mine/vkd_mine.py
+    mmkd config --teacher ...    (the same options)
 
-Both detectors are built on the CPU and their necks probed on a zero image;
-levels are paired by stride, channels set, classes and the checkpoint
-checked, and the written config is built once before it is put in place
-(mmkd.apis.distill_config; docs/your_own_detector.md).
+Necks probed, levels paired by stride, classes and checkpoint checked, the
+config built once before it is written (mmkd.apis.distill_config).
 """
 import argparse
 

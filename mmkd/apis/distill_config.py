@@ -734,7 +734,8 @@ def write_distill_config(teacher: str, teacher_ckpt: str, student: str,
     _refuse_unusable(s_cfg.model, '--student', student)
     _refuse_unusable(t_cfg.model, '--teacher', teacher)
     s_model_cfg = copy.deepcopy(s_cfg.model)
-    s_model_cfg.setdefault('_scope_', s_cfg.get('default_scope') or 'mmdet')
+    if not s_model_cfg.get('_scope_'):  # a config without mmdet:: bases
+        s_model_cfg._scope_ = s_cfg.get('default_scope') or 'mmdet'
     # The teacher as the written config's distiller will build it.
     t_model_cfg = detector_config(
         dict(cfg_path=teacher if '::' in teacher else osp.abspath(t_path),
@@ -790,7 +791,7 @@ def write_distill_config(teacher: str, teacher_ckpt: str, student: str,
     connector = CHANNEL_CONNECTOR if (method in EQUAL_CHANNELS and
                                       channels_differ) else None
     # Built from the mmrazor scope, the student needs its own scope.
-    student_arch = '_base_.model' if '_scope_' in s_cfg.model else \
+    student_arch = '_base_.model' if s_cfg.model.get('_scope_') else \
         f'dict(_base_.model, _scope_={s_model_cfg._scope_!r})'
     command = (f'mmkd config --teacher {teacher} --teacher-ckpt '
                f'{teacher_ckpt} --student {student} --method {method} '
