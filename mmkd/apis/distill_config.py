@@ -544,6 +544,12 @@ class DistillPlan:
         return '; '.join(parts)
 
 
+def _some(names: Sequence, shown: int = 10) -> str:
+    names = [str(n) for n in names]
+    more = f' ... ({len(names)} in all)' if len(names) > shown else ''
+    return ', '.join(names[:shown]) + more
+
+
 def _neck_line(who: str, model_cfg: dict, levels: Sequence[Level]) -> str:
     neck = (model_cfg.get('neck') or {}).get('type', '?')
     return (f'{who} neck ({neck}): strides '
@@ -584,7 +590,7 @@ def render(plan: DistillPlan, *, inputs: dict, bases: Sequence[str],
                          'counted by both heads' +
                          (", and the teacher's in the same order"
                           if inputs.get('teacher_classes') else '') +
-                         f": {', '.join(map(str, names))}", hang=9)
+                         f': {_some(names)}', hang=9)
     lines += comment(
         'Paths: the student (_base_) and the teacher\'s config are named '
         'relative to this file\'s folder ({{ fileDirname }}: MMEngine fills '
@@ -596,7 +602,8 @@ def render(plan: DistillPlan, *, inputs: dict, bases: Sequence[str],
     lines += comment(f'Necks probed on a 1x3x{probe_size[0]}x{probe_size[1]}'
                      ' zero image (eval mode; stride = image size / map '
                      'size):')
-    lines += ['#   ' + inputs['teacher_neck'], '#   ' + inputs['student_neck']]
+    for neck in ('teacher_neck', 'student_neck'):
+        lines += ['#   ' + line[2:] for line in comment(inputs[neck], 77)]
     lines += comment('Paired by stride (student level <- teacher level): ' +
                      ', '.join(f'{s} <- {t} (stride {s_levels[s].stride})'
                                for s, t in pairing.pairs) + '.')
@@ -606,7 +613,10 @@ def render(plan: DistillPlan, *, inputs: dict, bases: Sequence[str],
     lines.append('_base_ = [')
     base_notes = dict(inputs['base_notes'])
     for base in bases:
-        lines.append(f'    {base!r},  # {base_notes[base]}')
+        entry = f'    {base!r},  # {base_notes[base]}'
+        if len(entry) > 79:  # the note above a long path
+            entry = f'    # {base_notes[base]}\n    {base!r},'
+        lines.append(entry)
     lines += [']', '']
     if runtime:
         lines += list(runtime) + ['']
@@ -790,8 +800,10 @@ def write_distill_config(teacher: str, teacher_ckpt: str, student: str,
                           for s, t in pairing.pairs)
     connector = CHANNEL_CONNECTOR if (method in EQUAL_CHANNELS and
                                       channels_differ) else None
-    # Built from the mmrazor scope, the student needs its own scope.
-    student_arch = '_base_.model' if s_cfg.model.get('_scope_') else \
+    # Built from the mmrazor scope, the student needs its own scope (a
+    # package:: base gives it one).
+    student_arch = '_base_.model' if '::' in student or \
+        s_cfg.model.get('_scope_') else \
         f'dict(_base_.model, _scope_={s_model_cfg._scope_!r})'
     command = (f'mmkd config --teacher {teacher} --teacher-ckpt '
                f'{teacher_ckpt} --student {student} --method {method} '
