@@ -5,7 +5,7 @@ hours into a run."""
 import os
 import os.path as osp
 from functools import lru_cache
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -30,15 +30,80 @@ class PreflightError(RuntimeError):
     """Something a run needs is not there."""
 
 
-def _datasets(dataset_cfg) -> List[dict]:
-    """The leaf datasets of a (possibly wrapped) dataset config."""
-    if dataset_cfg is None:
+def head_class_counts(model: dict) -> List[Tuple[str, int]]:
+    """``(config key, num_classes)`` of each classifying head of a detector
+    config: ``bbox_head`` (RetinaNet, GFL, RTMDet...), ``roi_head.bbox_head``
+    (Faster R-CNN; a cascade's stages each) and ``roi_head.mask_head``. The
+    RPN is class-agnostic and not one."""
+    found = []
+    heads = [('model.bbox_head', model.get('bbox_head'))]
+    roi = model.get('roi_head')
+    if isinstance(roi, dict):
+        heads += [('model.roi_head.bbox_head', roi.get('bbox_head')),
+                  ('model.roi_head.mask_head', roi.get('mask_head'))]
+    for key, head in heads:
+        stages = head if isinstance(head, (list, tuple)) else [head]
+        for i, stage in enumerate(stages):
+            count = stage.get('num_classes') if isinstance(stage, dict) \
+                else None
+            if count is not None:
+                where = f'{key}.{i}' if isinstance(head, (list, tuple)) \
+                    else key
+                found.append((f'{where}.num_classes', int(count)))
+    return found
+
+
+def leaf_datasets(dataset: Optional[dict], key: str) -> List[Tuple[str, dict]]:
+    """``(config key, dataset config)`` of each dataset under wrappers
+    (``RepeatDataset``, ``ClassBalancedDataset``, ``MultiImageMixDataset``:
+    ``dataset``; ``ConcatDataset``: ``datasets``)."""
+    if not isinstance(dataset, dict):
         return []
-    if 'datasets' in dataset_cfg:
-        return [d for sub in dataset_cfg['datasets'] for d in _datasets(sub)]
-    if 'dataset' in dataset_cfg:
-        return _datasets(dataset_cfg['dataset'])
-    return [dataset_cfg]
+    if dataset.get('datasets') is not None:
+        return [leaf for i, sub in enumerate(dataset['datasets'])
+                for leaf in leaf_datasets(sub, f'{key}.datasets.{i}')]
+    if dataset.get('dataset') is not None:
+        return leaf_datasets(dataset['dataset'], f'{key}.dataset')
+    return [(key, dataset)]
+
+
+def _default_classes(dataset_type) -> Optional[tuple]:
+    from mmdet.registry import DATASETS
+    from mmengine.registry import DefaultScope
+    try:
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            cls = DATASETS.get(dataset_type) if isinstance(
+                dataset_type, str) else dataset_type
+    except Exception:  # noqa: BLE001 - an unknown type: no default
+        return None
+    classes = (getattr(cls, 'METAINFO', None) or {}).get('classes')
+    return tuple(classes) if classes else None
+
+
+def dataset_classes(cfg: Config, loader: str = 'train_dataloader',
+                    stated_only: bool = False
+                    ) -> Optional[Tuple[str, tuple]]:
+    """``(where, classes)`` of a config's training dataset (the first
+    dataset under wrappers): its ``metainfo.classes``, else (unless
+    ``stated_only``) its dataset class's ``METAINFO`` (``CocoDataset``'s 80
+    classes); None where the config has no such dataset or its type gives
+    none."""
+    leaves = leaf_datasets((cfg.get(loader) or {}).get('dataset'),
+                           f'{loader}.dataset')
+    if not leaves:
+        return None
+    key, dataset = leaves[0]
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if classes:
+        classes = (classes, ) if isinstance(classes, str) else classes
+        return f'{key}.metainfo.classes', tuple(classes)
+    if stated_only:
+        return None
+    default = _default_classes(dataset.get('type'))
+    if default:
+        return (f"{key} (no metainfo.classes: {dataset.get('type')}'s "
+                'default METAINFO)', default)
+    return None
 
 
 def _join(root: str, path: str) -> str:
@@ -54,7 +119,8 @@ def missing_data(cfg: Config, loaders=('train_dataloader', 'val_dataloader',
         loader_cfg = cfg.get(loader)
         if not loader_cfg:
             continue
-        for ds in _datasets(loader_cfg.get('dataset')):
+        for _, ds in leaf_datasets(loader_cfg.get('dataset'),
+                                   f'{loader}.dataset'):
             root = ds.get('data_root', '') or ''
             ann = ds.get('ann_file')
             if ann and not osp.isfile(_join(root, ann)):
@@ -92,22 +158,6 @@ def check_data(cfg: Config, loaders=('train_dataloader', 'val_dataloader',
 READ_LIMIT = 64 * 1024 * 1024
 
 
-def _dataset_classes(ds: dict) -> Optional[tuple]:
-    """The classes a dataset config gives: its ``metainfo.classes``, else its
-    class's default METAINFO (CocoDataset's 80), else None."""
-    classes = (ds.get('metainfo') or {}).get('classes')
-    if classes:
-        return tuple(classes)
-    try:
-        import mmdet.datasets  # noqa: F401  (registers them)
-        from mmdet.registry import DATASETS
-        cls = DATASETS.get(ds.get('type', ''))
-    except Exception:  # noqa: BLE001 - an unknown type: nothing to compare
-        return None
-    classes = (getattr(cls, 'METAINFO', None) or {}).get('classes')
-    return tuple(classes) if classes else None
-
-
 def annotation_problems(cfg: Config, loaders=('train_dataloader',
                                               'val_dataloader',
                                               'test_dataloader')) -> List[str]:
@@ -121,7 +171,8 @@ def annotation_problems(cfg: Config, loaders=('train_dataloader',
         loader_cfg = cfg.get(loader)
         if not loader_cfg:
             continue
-        for ds in _datasets(loader_cfg.get('dataset')):
+        for _, ds in leaf_datasets(loader_cfg.get('dataset'),
+                                   f'{loader}.dataset'):
             ann = ds.get('ann_file')
             if not ann:
                 continue
@@ -148,7 +199,9 @@ def annotation_problems(cfg: Config, loaders=('train_dataloader',
                 problems.append(f'{key}: {path} holds no annotations (boxes):'
                                 ' nothing to train on')
             names = [c.get('name') for c in data.get('categories') or []]
-            classes = _dataset_classes(ds)
+            stated = (ds.get('metainfo') or {}).get('classes')
+            classes = tuple(stated) if stated else _default_classes(
+                ds.get('type'))
             if 'categories' in data and classes:
                 absent = [c for c in classes if c not in names]
                 if absent:
@@ -176,29 +229,16 @@ def check_annotations(cfg: Config, loaders=('train_dataloader',
             '\n  '.join(problems))
 
 
-def head_classes(model: dict) -> Optional[int]:
-    """``num_classes`` of a detector config's head (one-stage, DETR and
-    two-stage ``roi_head.bbox_head``, a cascade's stages agreeing; the RPN,
-    class-agnostic, is not one); None where no head states it."""
-    counts = set()
-    for head in (model.get('bbox_head'),
-                 (model.get('roi_head') or {}).get('bbox_head')):
-        for h in head if isinstance(head, (list, tuple)) else [head]:
-            if isinstance(h, dict) and h.get('num_classes') is not None:
-                counts.add(int(h['num_classes']))
-    return counts.pop() if len(counts) == 1 else None
-
-
 def class_count_problems(cfg: Config) -> List[str]:
     """``'<config key>: <problem>'`` for each detector of the config (a
     distiller's student and teacher) whose head has another number of
     classes than the training dataset's ``metainfo.classes``."""
     from .config_files import detector_config
     model = cfg.get('model') or {}
-    leaves = _datasets((cfg.get('train_dataloader') or {}).get('dataset'))
-    classes = _dataset_classes(leaves[0]) if leaves else None
-    if not classes:
+    found = dataset_classes(cfg)
+    if not found:
         return []
+    where, classes = found
     if 'architecture' in model:
         detectors = [('model.architecture', model.get('architecture'))]
         teacher = model.get('teacher')
@@ -210,18 +250,18 @@ def class_count_problems(cfg: Config) -> List[str]:
                 pass  # building the model names what is wrong with it
     else:
         detectors = [('model', model)]
+    data = f'{where}={classes}' if where.endswith('metainfo.classes') \
+        else where
     problems = []
-    for key, detector in detectors:
-        count = head_classes(detector or {})
-        if count is not None and count != len(classes):
-            head = 'roi_head.bbox_head' if 'roi_head' in detector and \
-                (detector['roi_head'] or {}).get('bbox_head') else 'bbox_head'
+    for prefix, detector in detectors:
+        for key, count in head_class_counts(detector or {}):
+            if count == len(classes):
+                continue
+            key = prefix + key[len('model'):]
             problems.append(
-                f'{key}.{head}.num_classes={count}, but the training data '
-                f'has {len(classes)} classes '
-                f'(train_dataloader.dataset.metainfo.classes={classes}): set '
-                f'{key}.{head}.num_classes={len(classes)}, or the metainfo '
-                'to the classes the detector was trained with')
+                f'{key}={count}, but the training data has {len(classes)} '
+                f'classes ({data}): set {key}={len(classes)}, or the '
+                'metainfo to the classes the detector was trained with')
     return problems
 
 
@@ -357,5 +397,6 @@ def preflight(cfg: Config, train: bool = True) -> None:
 
 __all__ = ['PreflightError', 'preflight', 'annotation_problems',
            'check_annotations', 'check_class_counts', 'check_data',
-           'check_imports', 'class_count_problems', 'head_classes',
+           'check_imports', 'class_count_problems', 'dataset_classes',
+           'head_class_counts', 'leaf_datasets',
            'check_teacher', 'missing_data', 'mmkd_types']

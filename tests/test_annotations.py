@@ -11,7 +11,7 @@ from mmkd.preflight import (
     PreflightError,
     annotation_problems,
     class_count_problems,
-    head_classes,
+    head_class_counts,
     preflight,
 )
 
@@ -130,10 +130,9 @@ def test_a_distillers_student_and_teacher_are_both_checked(repo):
 
 
 def test_two_stage_heads_and_coco_defaults():
-    assert head_classes(dict(rpn_head=dict(num_classes=1), roi_head=dict(
-        bbox_head=dict(num_classes=80)))) == 80
-    assert head_classes(dict(roi_head=dict(bbox_head=[
-        dict(num_classes=3), dict(num_classes=3)]))) == 3
+    assert head_class_counts(dict(rpn_head=dict(num_classes=1), roi_head=dict(
+        bbox_head=dict(num_classes=80)))) == [
+            ('model.roi_head.bbox_head.num_classes', 80)]
     cfg = Config.fromfile('mmkd::vkd/vkd_faster-rcnn_r101_r50_2x_coco.py')
     assert class_count_problems(cfg) == []  # 80 heads, COCO's 80 classes
     cfg.model.architecture.roi_head.bbox_head.num_classes = 3

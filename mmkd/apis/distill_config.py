@@ -54,7 +54,11 @@ from mmengine.config import Config
 from ..checkpoint import is_remote, load_state_strict
 from ..config_files import detector_config, resolve_config
 from ..fileio import atomic_write
-from ..preflight import PreflightError
+from ..preflight import (
+    PreflightError,
+    dataset_classes,
+    head_class_counts,
+)
 
 METHODS = ('vkd', 'srd', 'pkd', 'cwd', 'mgd')
 RUNTIME = 'mmkd::_base_/mmkd_runtime.py'
@@ -139,82 +143,6 @@ def channels_arg(channels: Sequence[int]) -> Union[int, List[int]]:
 
 
 # --- pure helpers: classes ---------------------------------------------------
-def head_class_counts(model: dict) -> List[Tuple[str, int]]:
-    """``(config key, num_classes)`` of each classifying head of a detector
-    config: ``bbox_head`` (RetinaNet, GFL, RTMDet...), ``roi_head.bbox_head``
-    (Faster R-CNN; a cascade's stages each) and ``roi_head.mask_head``. The
-    RPN is class-agnostic and not one."""
-    found = []
-    heads = [('model.bbox_head', model.get('bbox_head'))]
-    roi = model.get('roi_head')
-    if isinstance(roi, dict):
-        heads += [('model.roi_head.bbox_head', roi.get('bbox_head')),
-                  ('model.roi_head.mask_head', roi.get('mask_head'))]
-    for key, head in heads:
-        stages = head if isinstance(head, (list, tuple)) else [head]
-        for i, stage in enumerate(stages):
-            count = stage.get('num_classes') if isinstance(stage, dict) \
-                else None
-            if count is not None:
-                where = f'{key}.{i}' if isinstance(head, (list, tuple)) \
-                    else key
-                found.append((f'{where}.num_classes', int(count)))
-    return found
-
-
-def leaf_datasets(dataset: Optional[dict], key: str) -> List[Tuple[str, dict]]:
-    """``(config key, dataset config)`` of each dataset under wrappers
-    (``RepeatDataset``, ``ClassBalancedDataset``, ``MultiImageMixDataset``:
-    ``dataset``; ``ConcatDataset``: ``datasets``)."""
-    if not isinstance(dataset, dict):
-        return []
-    if dataset.get('datasets') is not None:
-        return [leaf for i, sub in enumerate(dataset['datasets'])
-                for leaf in leaf_datasets(sub, f'{key}.datasets.{i}')]
-    if dataset.get('dataset') is not None:
-        return leaf_datasets(dataset['dataset'], f'{key}.dataset')
-    return [(key, dataset)]
-
-
-def _default_classes(dataset_type) -> Optional[tuple]:
-    from mmdet.registry import DATASETS
-    from mmengine.registry import DefaultScope
-    try:
-        with DefaultScope.overwrite_default_scope('mmdet'):
-            cls = DATASETS.get(dataset_type) if isinstance(
-                dataset_type, str) else dataset_type
-    except Exception:  # noqa: BLE001 - an unknown type: no default
-        return None
-    classes = (getattr(cls, 'METAINFO', None) or {}).get('classes')
-    return tuple(classes) if classes else None
-
-
-def dataset_classes(cfg: Config, loader: str = 'train_dataloader',
-                    stated_only: bool = False
-                    ) -> Optional[Tuple[str, tuple]]:
-    """``(where, classes)`` of a config's training dataset (the first
-    dataset under wrappers): its ``metainfo.classes``, else (unless
-    ``stated_only``) its dataset class's ``METAINFO`` (``CocoDataset``'s 80
-    classes); None where the config has no such dataset or its type gives
-    none."""
-    leaves = leaf_datasets((cfg.get(loader) or {}).get('dataset'),
-                           f'{loader}.dataset')
-    if not leaves:
-        return None
-    key, dataset = leaves[0]
-    classes = (dataset.get('metainfo') or {}).get('classes')
-    if classes:
-        classes = (classes, ) if isinstance(classes, str) else classes
-        return f'{key}.metainfo.classes', tuple(classes)
-    if stated_only:
-        return None
-    default = _default_classes(dataset.get('type'))
-    if default:
-        return (f"{key} (no metainfo.classes: {dataset.get('type')}'s "
-                'default METAINFO)', default)
-    return None
-
-
 def _first_difference(a: Sequence, b: Sequence) -> str:
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
