@@ -616,3 +616,27 @@ def test_method_config_is_its_recipe_on_its_pair(path):
     want_loss.pop('loss_weight', None)
     got_loss.pop('loss_weight', None)
     assert got_loss == want_loss
+
+
+@pytest.mark.parametrize('method', FPN_METHODS)
+def test_recipe_bases_build_inherited_by_their_mmkd_name(method, tmp_path):
+    """A user's config elsewhere joins a pair base and a recipe base by their
+    ``mmkd::`` names, as a method config joins them by relative paths.
+    MMEngine gives such a base's first typed dicts ``_scope_='mmkd'`` unless
+    they state one; the recipes' connectors and losses are MMRazor's
+    modules, which the ``mmkd`` registries (MMDetection's children) do not
+    reach, so each recipe states ``_scope_='mmrazor'``."""
+    user = tmp_path / f'my_{method}.py'
+    user.write_text(
+        "_base_ = ['mmkd::_base_/coco/retinanet_r50_r18.py',\n"
+        f"          'mmkd::_base_/recipes/{method}.py']\n"
+        'model = dict(distiller=_base_.recipe)\n')
+    cfg = Config.fromfile(str(user))
+    loss_type, connector_type = METHODS[method][:2]
+    assert cfg.model.distiller.loss.type == loss_type
+    from mmrazor.registry import MODELS as RAZOR_MODELS
+    distiller = RAZOR_MODELS.build(copy.deepcopy(cfg.model.distiller))
+    assert {type(m).__name__ for m in distiller.distill_losses.values()} \
+        == {loss_type}
+    assert {type(m).__name__ for m in distiller.connectors.values()} \
+        == ({connector_type} if connector_type else set())

@@ -720,8 +720,8 @@ def write_distill_config(teacher: str, teacher_ckpt: str, student: str,
     base_notes = [
         (s_base, 'the student: its model, data, schedule, runtime'),
         (RUNTIME, "mmkd's custom_imports and hooks")]
-    # Written out: as a base named mmkd::, MMEngine would give its loss
-    # _scope_='mmkd', whose registry does not hold MMRazor's losses.
+    # Written out rather than inherited: the file shows the loss it trains
+    # with, where its weight is changed.
     recipe = Config.fromfile(resolve_config(
         f'mmkd::_base_/recipes/{method}.py', '--method')).recipe.to_dict()
     channels_differ = any(plan.student[s].channels != plan.teacher[t].channels

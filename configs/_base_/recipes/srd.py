@@ -14,9 +14,14 @@
 # over all B*C*H*W elements (about 13 to 19 per level at the start, COCO
 # sizes, 2 images per GPU), is not comparable with the detection loss; only
 # its gradient counts.
+# `_scope_='mmrazor'` on each module: MMRazor's registry holds them, and a
+# config inheriting this file by its mmkd:: name would otherwise get
+# _scope_='mmkd' (MMEngine's rule), from which they are not found.
 recipe = dict(
-    connector=dict(type='ProjectorConnector', orthogonal=False),
+    connector=dict(
+        _scope_='mmrazor', type='ProjectorConnector', orthogonal=False),
     loss=dict(
+        _scope_='mmrazor',
         type='OrthoDistillLoss',
         norm='instance',
         distance='l1',

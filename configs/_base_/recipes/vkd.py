@@ -12,9 +12,14 @@
 # same per-channel standardisation over the batch; smooth-L1 is d^2/2 there),
 # so it takes PKD's weight from MMRazor: 10 for RetinaNet (here), 6 for
 # Faster R-CNN (set in those configs).
+# `_scope_='mmrazor'` on each module: MMRazor's registry holds them, and a
+# config inheriting this file by its mmkd:: name would otherwise get
+# _scope_='mmkd' (MMEngine's rule), from which they are not found.
 recipe = dict(
-    connector=dict(type='ProjectorConnector', orthogonal=True),
+    connector=dict(
+        _scope_='mmrazor', type='ProjectorConnector', orthogonal=True),
     loss=dict(
+        _scope_='mmrazor',
         type='OrthoDistillLoss',
         norm='batch',
         distance='smooth_l1',
