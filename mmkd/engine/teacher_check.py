@@ -26,6 +26,7 @@ from typing import Dict, Optional
 
 import numpy as np
 import torch
+from mmengine.dist import all_gather_object, get_world_size
 from mmengine.evaluator import Evaluator
 from mmengine.model import is_model_wrapper
 
@@ -54,7 +55,9 @@ def evaluate_on_batches(detector: torch.nn.Module, dataloader,
     """``detector`` (in eval mode for the call) on the first ``batches``
     batches of ``dataloader``, scored by an evaluator built from
     ``evaluator_cfg`` over the images seen (not the whole annotation file).
-    Each process evaluates its own batches: no collective calls."""
+    Each process evaluates its own batches; in a distributed run the
+    results of every rank are then pooled (:func:`_pooled`), so that every
+    rank computes the same metrics and takes the same decision."""
     evaluator = evaluator_cfg if isinstance(evaluator_cfg, Evaluator) \
         else Evaluator(evaluator_cfg)
     evaluator.dataset_meta = dataloader.dataset.metainfo
@@ -68,20 +71,46 @@ def evaluate_on_batches(detector: torch.nn.Module, dataloader,
         detector.train(was_training)
     metrics: Dict[str, float] = {}
     for metric in evaluator.metrics:
-        if not metric.results:
+        results = _pooled(metric.results)  # a collective: on every rank
+        metric.results.clear()
+        if not results:
             continue
         if hasattr(metric, 'img_ids'):
             # CocoMetric scores every image of its annotation file unless
             # told which: here, the ones evaluated.
-            metric.img_ids = sorted({
-                r[1]['img_id'] if isinstance(r, tuple) else r['img_id']
-                for r in metric.results})
+            metric.img_ids = sorted({_img_id(r) for r in results})
         with contextlib.redirect_stdout(io.StringIO()):  # COCOeval's tables
-            found = metric.compute_metrics(metric.results)
+            found = metric.compute_metrics(results)
         prefix = f'{metric.prefix}/' if metric.prefix else ''
         metrics.update({prefix + k: v for k, v in found.items()})
-        metric.results.clear()
     return metrics
+
+
+def _img_id(result):
+    """The image id of one processed sample (CocoMetric keeps a tuple
+    ``(gt, prediction)``, other metrics a dict); None if it has none."""
+    entry = result[1] if isinstance(result, tuple) else result
+    return entry.get('img_id') if isinstance(entry, dict) else None
+
+
+def _pooled(results: list) -> list:
+    """Every rank's ``results``, the same list on each rank (one process:
+    its own). Each rank's first batches are a different shard, so ranks
+    scored alone could disagree near the bar: one stopping while the others
+    wait for it. A sampler that pads its shards repeats an image on two
+    ranks; it is kept once."""
+    if get_world_size() == 1:
+        return list(results)
+    pooled, seen = [], set()
+    for part in all_gather_object(list(results)):
+        for result in part:
+            img_id = _img_id(result)
+            if img_id is not None:
+                if img_id in seen:
+                    continue
+                seen.add(img_id)
+            pooled.append(result)
+    return pooled
 
 
 @contextlib.contextmanager
@@ -138,10 +167,13 @@ def check_teacher_quality(runner, batches: int = DEFAULT_BATCHES,
         logger.warning(f'teacher check skipped: the evaluator gave no mAP '
                        f'({sorted(metrics)})')
         return None
-    seen = min(batches, len(loader)) * (loader.batch_size or 1)
+    ranks = get_world_size()  # their results are pooled
+    seen = min(batches, len(loader)) * (loader.batch_size or 1) * ranks
     value = float(metrics[key])
     where = (f'{key} {value:.3f} on the first {min(batches, len(loader))} '
-             f'validation batches (about {seen} images)')
+             'validation batches' + (f' of each of {ranks} ranks'
+                                     if ranks > 1 else '') +
+             f' (about {seen} images)')
     if value < min_map:
         classes = (loader.dataset.metainfo or {}).get('classes')
         raise TeacherCheckError(

@@ -1,6 +1,7 @@
 """The teacher check before distillation (mmkd.engine.teacher_check) and the
 distillation/task loss ratio in the log (mmkd.engine.loss_ratio)."""
 import copy
+import os
 import os.path as osp
 
 import pytest
@@ -167,3 +168,119 @@ def test_a_teacher_that_detects_nothing_is_refused(repo, data):
         check_teacher_quality(runner, batches=2)
     runner.model.teacher = Oracle()
     assert check_teacher_quality(runner, batches=2) == pytest.approx(1.0)
+
+
+class PartOracle(Oracle):
+    """The ground truth on most images; on the images ``wrong`` (ids), the
+    labels shifted: a teacher good on some of the data only."""
+
+    def __init__(self, wrong):
+        super().__init__()
+        self.wrong = set(wrong)
+
+    def test_step(self, data):
+        out = super().test_step(data)
+        for sample in out:
+            if sample.metainfo['img_id'] in self.wrong:
+                inst = sample.pred_instances
+                inst.labels = (inst.labels + 1) % NUM_CLASSES
+        return out
+
+
+def _check_runner(loader, evaluator, teacher):
+    import logging
+    from types import SimpleNamespace
+    cfg = Config(dict(model=dict(teacher_ckpt='t.pth'),
+                      val_dataloader=dict(batch_size=4),
+                      val_evaluator=dict(type='CocoMetric')))
+    return SimpleNamespace(
+        model=SimpleNamespace(teacher=teacher), cfg=cfg,
+        logger=logging.getLogger('test'),
+        val_loop=SimpleNamespace(dataloader=loader),
+        build_evaluator=lambda _: evaluator)
+
+
+def _rank_main(rank, port, data, wrong, min_map, out):
+    """One rank of the two-process check (this file run as a script)."""
+    import json
+
+    import torch.distributed as dist
+
+    from mmkd.engine import TeacherCheckError, check_teacher_quality
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}',
+                            rank=rank, world_size=2)
+    from conftest import REPO
+    loader, evaluator = _val_parts(REPO, data)
+    teacher = PartOracle(wrong)
+    mean_ap = evaluate_on_batches(teacher, loader, evaluator, 1)
+    try:
+        checked = check_teacher_quality(
+            _check_runner(loader, evaluator, teacher), 1, min_map)
+    except TeacherCheckError as error:
+        checked = str(error)
+    with open(out, 'w') as f:
+        json.dump(dict(map=mean_ap['coco/bbox_mAP'], checked=checked,
+                       images=sorted(s.metainfo['img_id']
+                                     for s in next(iter(loader))[
+                                         'data_samples'])), f)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow  # two processes over gloo (~20 s)
+def test_ranks_pool_their_batches_and_agree(repo, data, tmp_path):
+    """On several GPUs each rank's first batches are a different shard (the
+    sampler deals images out in turn). The check pools the ranks' results:
+    both ranks get the mAP of one process over the union of their images,
+    and take the same decision, where scored alone one shard would pass and
+    the other stop."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    loader, evaluator = _val_parts(repo, data)
+    ids = [loader.dataset.get_data_info(i)['img_id'] for i in range(8)]
+    wrong = ids[1::2]  # rank 1's first batch: images 1, 3, 5, 7
+    union = evaluate_on_batches(PartOracle(wrong), loader, evaluator, 2)
+    pooled = union['coco/bbox_mAP']
+    assert 0.05 < pooled < 0.95  # neither shard's own value (1 and 0)
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    procs = [subprocess.Popen(
+        [sys.executable, __file__, str(rank), str(port), data,
+         json.dumps(wrong), str(pooled / 2), str(tmp_path / f'{rank}.json')],
+        cwd=repo.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env=dict(os.environ, OMP_NUM_THREADS='1',
+                            CUDA_VISIBLE_DEVICES=''))
+        for rank in range(2)]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0, out[-3000:]
+    ranks = [json.loads((tmp_path / f'{rank}.json').read_text())
+             for rank in range(2)]
+    assert ranks[0]['images'] == ids[0:8:2] and ranks[1]['images'] == wrong
+    for result in ranks:
+        assert result['map'] == pytest.approx(pooled, abs=1e-6)
+        assert result['checked'] == pytest.approx(pooled, abs=1e-6)
+
+
+def test_pooled_results_keep_a_padded_image_once(monkeypatch):
+    """A sampler that pads its shards gives one image to two ranks: pooled,
+    it counts once (results without an image id are all kept)."""
+    from mmkd.engine import teacher_check
+    parts = [[({'img_id': 1}, {'img_id': 1}), ({'img_id': 2}, {'img_id': 2})],
+             [({'img_id': 3}, {'img_id': 3}), ({'img_id': 1}, {'img_id': 1})]]
+    monkeypatch.setattr(teacher_check, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(teacher_check, 'all_gather_object', lambda _: parts)
+    pooled = teacher_check._pooled(parts[0])
+    assert [result[1]['img_id'] for result in pooled] == [1, 2, 3]
+    parts = [[{'score': 1}], [{'score': 1}]]
+    assert teacher_check._pooled(parts[0]) == parts[0] + parts[1]
+
+
+if __name__ == '__main__':  # one rank of the test above
+    import json
+    import sys
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    _rank_main(int(sys.argv[1]), sys.argv[2], sys.argv[3],
+               json.loads(sys.argv[4]), float(sys.argv[5]), sys.argv[6])
