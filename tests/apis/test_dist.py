@@ -151,6 +151,29 @@ def test_distiller_checkpoint_without_teacher_under_ddp(data_root, tmp_path,
                                if k.startswith('architecture.')}
 
 
+def test_teacher_check_stops_both_ranks_together(data_root, tmp_path, repo,
+                                                 random_teacher_ckpt):
+    """Under torchrun the teacher check pools the ranks' batches (a
+    collective call): a random teacher stops both ranks before the first
+    step, with mmkd's message, and neither waits for the other."""
+    env = dict(os.environ, PORT=str(free_port()), OMP_NUM_THREADS='1',
+               CUDA_VISIBLE_DEVICES='')
+    proc = subprocess.run(
+        ['bash', osp.join(repo.tools, 'dist_train.sh'), repo.vkd_demo, '2',
+         '--work-dir', str(tmp_path), '--cfg-options',
+         f'model.teacher_ckpt={random_teacher_ckpt}',
+         'teacher_check.batches=1',
+         *small_run_options(data_root)],
+        cwd=repo.root, env=env, capture_output=True, text=True, timeout=240)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    # Each rank: 1 batch of 2 of the 4 validation images, pooled.
+    assert out.count('mmkd error: teacher check: the teacher') == 2, \
+        out[-3000:]
+    assert 'validation batches of each of 2 ranks (about 4 images)' in out
+    assert not glob.glob(str(tmp_path / '*.pth'))
+
+
 def test_cpu_distributed_needs_torchrun(monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     cfg = Config(dict(launcher='slurm'))
