@@ -99,7 +99,7 @@ else
   # (pip warns about torch's setuptools requirement meanwhile: expected.)
   pip_ -q -c "$tmp/constraints.txt" -r requirements/build.txt wheel ninja numpy 2>&1 | grep -v "setuptools>=77\|dependency resolver\|dependency conflicts" || true
   pip_ -q -c "$tmp/constraints.txt" mmengine opencv-python addict packaging Pillow pyyaml yapf
-  say "building mmcv $MMCV_VERSION with ops (CUDA ops: $cuda, $MAX_JOBS jobs): about 15 min on 2 cores the first time; pip caches the wheel"
+  say "building mmcv $MMCV_VERSION with ops (CUDA ops: $cuda, $MAX_JOBS jobs): 11-15 min on 2 cores the first time; pip caches the wheel"
   # Progress: ninja prints [done/total] for every compiled file.
   pip_ -v --no-build-isolation -c "$tmp/constraints.txt" "mmcv==$MMCV_VERSION" 2>&1 \
     | grep --line-buffered -E '^\s*\[[0-9]+/[0-9]+\]|Successfully|error:|Error' \
