@@ -635,7 +635,10 @@ def test_recipe_bases_build_inherited_by_their_mmkd_name(method, tmp_path):
     loss_type, connector_type = METHODS[method][:2]
     assert cfg.model.distiller.loss.type == loss_type
     from mmrazor.registry import MODELS as RAZOR_MODELS
-    distiller = RAZOR_MODELS.build(copy.deepcopy(cfg.model.distiller))
+    # As the algorithm builds it: in the mmrazor scope (the pair's model
+    # states _scope_='mmrazor'), whatever scope another test left.
+    with DefaultScope.overwrite_default_scope('mmrazor'):
+        distiller = RAZOR_MODELS.build(copy.deepcopy(cfg.model.distiller))
     assert {type(m).__name__ for m in distiller.distill_losses.values()} \
         == {loss_type}
     assert {type(m).__name__ for m in distiller.connectors.values()} \
