@@ -33,7 +33,10 @@ def run_tool(main, argv=None) -> None:
     A finished distributed run's process group is shut down before the
     process exits: left to interpreter shutdown, a rank can abort in its gloo
     threads ("terminate called without an active exception") after the run
-    itself finished, and the launcher then reports the run as failed."""
+    itself finished, and the launcher then reports the run as failed. The
+    ranks first wait for each other: both aborts seen in the suite were of
+    rank 1, which finishes first while rank 0 still writes the last
+    checkpoint or the metrics (a mitigation, not a proven cure)."""
     import sys
 
     import torch.distributed as dist
@@ -52,4 +55,5 @@ def run_tool(main, argv=None) -> None:
         sys.exit(2)
     else:
         if dist.is_available() and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
