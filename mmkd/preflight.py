@@ -92,7 +92,11 @@ def dataset_classes(cfg: Config, loader: str = 'train_dataloader',
                            f'{loader}.dataset')
     if not leaves:
         return None
-    key, dataset = leaves[0]
+    return _leaf_classes(*leaves[0], stated_only)
+
+
+def _leaf_classes(key: str, dataset: dict, stated_only: bool = False
+                  ) -> Optional[Tuple[str, tuple]]:
     classes = (dataset.get('metainfo') or {}).get('classes')
     if classes:
         classes = (classes, ) if isinstance(classes, str) else classes
@@ -265,7 +269,44 @@ def class_count_problems(cfg: Config) -> List[str]:
     return problems
 
 
+def class_order_problems(cfg: Config, loaders=(
+        'train_dataloader', 'val_dataloader', 'test_dataloader')) -> List[str]:
+    """``'<config key>: <problem>'`` for each dataset (of every loader, each
+    one under wrappers) whose classes are not the training data's, in the
+    same order. A model trained with one order and evaluated with another
+    scores every box under another class's name, silently."""
+    first, problems = None, []
+    for loader in loaders:
+        for key, dataset in leaf_datasets(
+                (cfg.get(loader) or {}).get('dataset'), f'{loader}.dataset'):
+            found = _leaf_classes(key, dataset)
+            if found is None:
+                continue
+            if first is None:
+                first = found
+                continue
+            (where, classes), (first_where, first_classes) = found, first
+            if classes == first_classes:
+                continue
+            diff = next((i for i, (a, b) in enumerate(
+                zip(classes, first_classes)) if a != b), None)
+            what = (f'class {diff} is {classes[diff]!r} there and '
+                    f'{first_classes[diff]!r} in {first_where}'
+                    if diff is not None else
+                    f'{len(classes)} classes there, {len(first_classes)} in '
+                    f'{first_where}')
+            problems.append(
+                f'{where}: not the classes of the first dataset ({what}): '
+                'give every dataset the same metainfo=dict(classes=(...)), '
+                'in the same order')
+    return problems
+
+
 def check_class_counts(cfg: Config) -> None:
+    problems = class_order_problems(cfg)
+    if problems:
+        raise PreflightError('the datasets do not have the same classes:\n  '
+                             + '\n  '.join(problems))
     problems = class_count_problems(cfg)
     if problems:
         raise PreflightError('the detector does not fit the dataset:\n  ' +
@@ -397,6 +438,7 @@ def preflight(cfg: Config, train: bool = True) -> None:
 
 __all__ = ['PreflightError', 'preflight', 'annotation_problems',
            'check_annotations', 'check_class_counts', 'check_data',
-           'check_imports', 'class_count_problems', 'dataset_classes',
+           'check_imports', 'class_count_problems', 'class_order_problems',
+           'dataset_classes',
            'head_class_counts', 'leaf_datasets',
            'check_teacher', 'missing_data', 'mmkd_types']

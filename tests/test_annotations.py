@@ -2,6 +2,7 @@
 head has another number of classes than the data, stops the run before
 anything is built, naming the config key, the file and what is wrong
 (mmkd.preflight.annotation_problems)."""
+import copy
 import json
 
 import pytest
@@ -11,6 +12,7 @@ from mmkd.preflight import (
     PreflightError,
     annotation_problems,
     class_count_problems,
+    class_order_problems,
     head_class_counts,
     preflight,
 )
@@ -110,6 +112,40 @@ def test_a_head_with_another_class_count_is_refused(cfg):
         str(info.value)
     cfg.model.bbox_head.num_classes = 3
     assert class_count_problems(cfg) == []
+
+
+def test_every_dataset_has_the_training_classes_in_their_order(cfg):
+    """Validation classes in another order would score each box under
+    another class's name (the file check cannot see it: both orders are
+    the file's categories); a ConcatDataset's parts are each compared."""
+    assert class_order_problems(cfg) == []
+    swapped = ('disc', 'cross', 'triangle')
+    cfg.val_dataloader.dataset.metainfo = dict(classes=swapped)
+    with pytest.raises(PreflightError) as info:
+        preflight(cfg, train=True)
+    assert ('the datasets do not have the same classes:\n  '
+            'val_dataloader.dataset.metainfo.classes: not the classes of the '
+            "first dataset (class 1 is 'cross' there and 'triangle' in "
+            'train_dataloader.dataset.metainfo.classes): give every dataset '
+            'the same metainfo=dict(classes=(...)), in the same order') in \
+        str(info.value)
+    cfg.val_dataloader.dataset.metainfo = dict(classes=CLASSES)
+    part = dict(cfg.train_dataloader.dataset)
+    cfg.train_dataloader.dataset = dict(type='ConcatDataset', datasets=[
+        part, dict(part, metainfo=dict(classes=CLASSES[:2]))])
+    assert class_order_problems(cfg) == [
+        'train_dataloader.dataset.datasets.1.metainfo.classes: not the '
+        'classes of the first dataset (2 classes there, 3 in '
+        'train_dataloader.dataset.datasets.0.metainfo.classes): give every '
+        'dataset the same metainfo=dict(classes=(...)), in the same order']
+    # No metainfo: the dataset type's default classes (CocoDataset's 80).
+    cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
+    del cfg.test_dataloader.dataset['metainfo']
+    assert class_order_problems(cfg, ('train_dataloader', ))[0].startswith(
+        'train_dataloader.dataset.datasets.1')
+    assert class_order_problems(cfg, ('val_dataloader', 'test_dataloader'))[
+        0].startswith("test_dataloader.dataset (no metainfo.classes: "
+                      "CocoDataset's default METAINFO): not the classes")
 
 
 def test_a_distillers_student_and_teacher_are_both_checked(repo):

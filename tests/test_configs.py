@@ -485,6 +485,9 @@ def test_config_describes_its_whole_run(path):
     hooks = [h['type'] for h in cfg.custom_hooks]
     assert hooks.count('FiniteLossHook') == 1
     assert hooks.count('DropFrozenTeacherHook') == 1
+    # Its train, val and test data name the same classes in the same order.
+    from mmkd.preflight import class_order_problems
+    assert class_order_problems(cfg) == []
 
 
 def test_preflight_refuses_a_config_that_does_not_import_mmkd(tmp_path):
