@@ -269,41 +269,68 @@ def class_count_problems(cfg: Config) -> List[str]:
     return problems
 
 
+def _compared_leaves(dataset, key: str):
+    """``(key, dataset)`` of each leaf of ``dataset`` whose classes must be
+    the training data's: not the parts of a ConcatDataset that lets them
+    differ (``ignore_keys`` naming ``classes``)."""
+    if not isinstance(dataset, dict):
+        return []
+    if dataset.get('datasets') is not None:
+        ignored = dataset.get('ignore_keys') or ()
+        ignored = (ignored, ) if isinstance(ignored, str) else ignored
+        if 'classes' in ignored:
+            return []
+        return [leaf for i, sub in enumerate(dataset['datasets'])
+                for leaf in _compared_leaves(sub, f'{key}.datasets.{i}')]
+    if dataset.get('dataset') is not None:
+        return _compared_leaves(dataset['dataset'], f'{key}.dataset')
+    if dataset.get('return_classes'):
+        return []  # text-prompted (GLIP, Grounding DINO): its own classes
+    return [(key, dataset)]
+
+
 def class_order_problems(cfg: Config, loaders=(
-        'train_dataloader', 'val_dataloader', 'test_dataloader')) -> List[str]:
-    """``'<config key>: <problem>'`` for each dataset (of every loader, each
-    one under wrappers) whose classes are not the training data's, in the
-    same order. A model trained with one order and evaluated with another
-    scores every box under another class's name, silently."""
-    first, problems = None, []
+        'train_dataloader', 'val_dataloader')) -> List[str]:
+    """``'<config key>: <problem>'`` for each dataset of ``loaders`` (each
+    one under wrappers) where a label index names another class than in
+    the training data: validation classes in another order would score
+    every box under another class's name, silently, and the annotation
+    check cannot see it (both orders are the file's categories). The
+    reference is the first training dataset's classes; a dataset with
+    fewer or more classes is fine as long as the classes both have are in
+    the same places (a subset first, as tracking and open-set configs
+    have). Text-prompted datasets (``return_classes=True``: GLIP, Grounding
+    DINO), whose labels index each dataset's own class names, are not
+    compared."""
+    reference = dataset_classes(cfg)
+    if reference is None or not _compared_leaves(
+            (cfg.get('train_dataloader') or {}).get('dataset'), ''):
+        return []
+    first_where, first_classes = reference
+    problems = []
     for loader in loaders:
-        for key, dataset in leaf_datasets(
-                (cfg.get(loader) or {}).get('dataset'), f'{loader}.dataset'):
+        leaves = _compared_leaves((cfg.get(loader) or {}).get('dataset'),
+                                  f'{loader}.dataset')
+        for key, dataset in leaves:
             found = _leaf_classes(key, dataset)
-            if found is None:
+            if found is None or found[0] == first_where:
                 continue
-            if first is None:
-                first = found
-                continue
-            (where, classes), (first_where, first_classes) = found, first
-            if classes == first_classes:
-                continue
+            where, classes = found
             diff = next((i for i, (a, b) in enumerate(
                 zip(classes, first_classes)) if a != b), None)
-            what = (f'class {diff} is {classes[diff]!r} there and '
-                    f'{first_classes[diff]!r} in {first_where}'
-                    if diff is not None else
-                    f'{len(classes)} classes there, {len(first_classes)} in '
-                    f'{first_where}')
+            if diff is None:
+                continue
             problems.append(
-                f'{where}: not the classes of the first dataset ({what}): '
-                'give every dataset the same metainfo=dict(classes=(...)), '
-                'in the same order')
+                f'{where}: label {diff} is {classes[diff]!r} there and '
+                f'{first_classes[diff]!r} in {first_where}: give the '
+                'datasets the same metainfo=dict(classes=(...)), in the '
+                'same order')
     return problems
 
 
-def check_class_counts(cfg: Config) -> None:
-    problems = class_order_problems(cfg)
+def check_class_counts(cfg: Config, loaders=(
+        'train_dataloader', 'val_dataloader')) -> None:
+    problems = class_order_problems(cfg, loaders)
     if problems:
         raise PreflightError('the datasets do not have the same classes:\n  '
                              + '\n  '.join(problems))
@@ -432,7 +459,7 @@ def preflight(cfg: Config, train: bool = True) -> None:
     check_data(cfg, loaders)
     check_annotations(cfg, loaders)
     if train:
-        check_class_counts(cfg)
+        check_class_counts(cfg, loaders)
         check_teacher(cfg)
 
 

@@ -36,7 +36,10 @@ def run_tool(main, argv=None) -> None:
     itself finished, and the launcher then reports the run as failed. The
     ranks first wait for each other: both aborts seen in the suite were of
     rank 1, which finishes first while rank 0 still writes the last
-    checkpoint or the metrics (a mitigation, not a proven cure)."""
+    checkpoint or the metrics (a mitigation, not a proven cure). Should one
+    rank die of another error after the others finished, those wait in the
+    barrier: torchrun and ``srun --kill-on-bad-exit=1`` (tools/*.sh) stop
+    them at once, other launchers after the process group's timeout."""
     import sys
 
     import torch.distributed as dist

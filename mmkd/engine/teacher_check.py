@@ -98,7 +98,11 @@ def _pooled(results: list) -> list:
     its own). Each rank's first batches are a different shard, so ranks
     scored alone could disagree near the bar: one stopping while the others
     wait for it. A sampler that pads its shards repeats an image on two
-    ranks; it is kept once."""
+    ranks; it is kept once where the result names its ``img_id`` (COCO
+    metrics). Other metrics' padded repeats count twice, and image ids
+    shared by two parts of a concatenated validation set count once: the
+    value can then differ slightly from one process's, but every rank
+    still gets the same one."""
     if get_world_size() == 1:
         return list(results)
     pooled, seen = [], set()
